@@ -1,0 +1,41 @@
+# Everything CI and a new user need: `make demo`, `make test`, `make check`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install demo test check lint format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[local,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ingest run samples/corpus --name samples
+	@while IFS= read -r query; do \
+		echo; echo ">>> ingest search \"$$query\" -k 2"; \
+		$(BIN)/ingest search "$$query" -k 2 || exit 1; \
+	done < samples/queries.txt
+	$(BIN)/ingest status
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+check: lint test
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .ingest .pytest_cache .ruff_cache .mypy_cache

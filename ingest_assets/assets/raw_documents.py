@@ -1,0 +1,237 @@
+"""Stage 1: list each shard's documents, detect new/changed/deleted ones, extract their text."""
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import dagster as dg
+import psycopg
+
+from ingest_assets.lib.extract import ExtractionError, extract
+from ingest_assets.lib.hashing import content_hash, document_id, shard_of
+from ingest_assets.partitions import partition_key, shards_by_source
+from ingest_assets.progress import ProgressListener, StageProgress
+from ingest_assets.resources.postgres import PostgresResource
+from ingest_assets.sources import DocumentRef, Source, SourceReadError, open_source
+from ingest_assets.store.documents import (
+    DocumentContent,
+    KnownDocument,
+    known_documents,
+    quarantined_documents,
+    record_read_failure,
+    save_contents,
+    tombstone,
+    touch_fingerprints,
+)
+from ingest_assets.store.sources import get_source
+
+# Bump when extraction output changes for the same bytes; marks raw_documents stale.
+EXTRACTOR_VERSION = "1"
+MAX_READ_ATTEMPTS = 3
+_WRITE_BATCH = 100
+
+
+@dataclass
+class ScanReport:
+    counts: Counter[tuple[int, str]] = field(default_factory=Counter)
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (doc_id, reason), retryable
+    slowest: list[tuple[float, str]] = field(default_factory=list)
+
+    def count(self, shard: int, outcome: str) -> None:
+        self.counts[(shard, outcome)] += 1
+
+    def for_shard(self, shard: int) -> dict[str, int]:
+        outcomes = ("new", "changed", "unchanged", "deleted", "quarantined", "failed")
+        return {o: self.counts[(shard, o)] for o in outcomes}
+
+
+def classify(ref: DocumentRef, known: KnownDocument | None) -> str:
+    """The cheap test: 'new', 'unchanged' (same fingerprint) or 'suspect' (read and hash it)."""
+    if known is None or known.deleted:
+        return "new"
+    if known.fingerprint == ref.fingerprint and known.attempts == 0:
+        return "unchanged"
+    return "suspect"
+
+
+def scan_source(
+    conn: psycopg.Connection,
+    source: Source,
+    shards: list[int],
+    shard_count: int,
+    progress: StageProgress,
+) -> ScanReport:
+    report = ScanReport()
+    wanted = set(shards)
+    known = known_documents(conn, source.name, shards)
+    refs = [r for r in source.list_documents() if shard_of(r.doc_id, shard_count) in wanted]
+    progress.start(len(refs))
+    pending: list[DocumentContent] = []
+    same_content: list[tuple[str, str]] = []
+
+    def flush() -> None:
+        save_contents(conn, pending)
+        touch_fingerprints(conn, source.name, same_content)
+        conn.commit()
+        pending.clear()
+        same_content.clear()
+
+    for ref in refs:
+        shard = shard_of(ref.doc_id, shard_count)
+        previous = known.get(ref.doc_id)
+        verdict = classify(ref, previous)
+        if verdict == "unchanged":
+            report.count(shard, "quarantined" if previous and previous.quarantined else verdict)
+        else:
+            outcome, content = _read_document(conn, source, ref, shard, previous, report)
+            report.count(shard, outcome)
+            if content is not None:
+                pending.append(content)
+            elif outcome == "unchanged":
+                same_content.append((ref.doc_id, ref.fingerprint))
+        if len(pending) + len(same_content) >= _WRITE_BATCH:
+            flush()
+        progress.advance()
+    flush()
+
+    listed = {r.doc_id for r in refs}
+    gone = [doc_id for doc_id, k in known.items() if not k.deleted and doc_id not in listed]
+    tombstone(conn, source.name, gone)
+    conn.commit()
+    for doc_id in gone:
+        report.count(shard_of(doc_id, shard_count), "deleted")
+    return report
+
+
+def _read_document(
+    conn: psycopg.Connection,
+    source: Source,
+    ref: DocumentRef,
+    shard: int,
+    previous: KnownDocument | None,
+    report: ScanReport,
+) -> tuple[str, DocumentContent | None]:
+    """Read, hash and extract one document: (outcome, content to save or None)."""
+    doc = document_id(source.name, ref.doc_id)
+    started = time.perf_counter()
+    try:
+        data = source.read(ref)
+    except SourceReadError as err:
+        quarantined = record_read_failure(
+            conn,
+            id=doc,
+            source=source.name,
+            doc_id=ref.doc_id,
+            shard=shard,
+            uri=ref.uri,
+            error=str(err),
+            max_attempts=MAX_READ_ATTEMPTS,
+        )
+        conn.commit()
+        if quarantined:
+            return "quarantined", None
+        report.failures.append((ref.doc_id, str(err)))
+        return "failed", None
+    digest = content_hash(data)
+    if previous is not None and not previous.deleted and previous.content_hash == digest:
+        return ("quarantined" if previous.quarantined else "unchanged"), None
+    outcome = "new" if previous is None or previous.deleted else "changed"
+    base = dict(
+        id=doc,
+        source=source.name,
+        doc_id=ref.doc_id,
+        shard=shard,
+        uri=ref.uri,
+        fingerprint=ref.fingerprint,
+        content_hash=digest,
+    )
+    try:
+        extracted = extract(data, ref.suffix, name=ref.doc_id.rsplit("/", 1)[-1])
+    except ExtractionError as err:
+        reason = f"{ref.doc_id}: {err}"
+        content = DocumentContent(
+            **base, title=None, markup="text", body=None, quarantine_reason=reason
+        )
+        return "quarantined", content
+    report.slowest.append((time.perf_counter() - started, ref.doc_id))
+    report.slowest = sorted(report.slowest, reverse=True)[:5]
+    content = DocumentContent(
+        **base, title=extracted.title, markup=extracted.markup, body=extracted.text
+    )
+    return outcome, content
+
+
+def build_raw_documents(
+    partitions: dg.MultiPartitionsDefinition,
+    shard_count: int,
+    retry_policy: dg.RetryPolicy,
+    backfill_policy: dg.BackfillPolicy,
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        name="raw_documents",
+        partitions_def=partitions,
+        group_name="ingestion",
+        code_version=f"extract-v{EXTRACTOR_VERSION}",
+        retry_policy=retry_policy,
+        backfill_policy=backfill_policy,
+        kinds={"postgres"},
+    )
+    def raw_documents(
+        context: dg.AssetExecutionContext,
+        postgres: PostgresResource,
+        progress: dg.ResourceParam[ProgressListener],
+    ) -> dg.MaterializeResult:
+        """Source documents of a shard, with their extracted text; deletions become tombstones."""
+        db = postgres.database()
+        totals: Counter[str] = Counter()
+        failures: list[tuple[str, str]] = []
+        with db.connect() as conn:
+            for source_name, shards in shards_by_source(context.partition_keys).items():
+                record = get_source(conn, source_name)
+                if record is None:
+                    raise dg.Failure(
+                        f"source {source_name!r} is not registered; add it with `ingest run` "
+                        "or `ingest source add`",
+                        allow_retries=False,
+                    )
+                stage = StageProgress(progress, context.log, "documents")
+                try:
+                    report = scan_source(conn, open_source(record), shards, shard_count, stage)
+                except SourceReadError as err:
+                    raise dg.Failure(str(err), allow_retries=False) from err
+                seconds = stage.finish()
+                quarantined = quarantined_documents(conn, source_name, shards)
+                for shard in shards:
+                    counts = report.for_shard(shard)
+                    totals.update(counts)
+                    reasons = [
+                        f"{d}: {r}"
+                        for d, r_shard, r in [(q[0], q[1], q[2]) for q in quarantined]
+                        if r_shard == shard
+                    ]
+                    context.add_asset_metadata(
+                        {
+                            **{f"documents_{k}": v for k, v in counts.items()},
+                            "quarantined_reasons": dg.MetadataValue.md(_reason_list(reasons)),
+                        },
+                        partition_key=partition_key(source_name, shard),
+                    )
+                failures += report.failures
+                totals["seconds_x1000"] += int(seconds * 1000)
+                context.log.info(
+                    f"{source_name}: {dict(totals)}; slowest: "
+                    + ", ".join(f"{d} {s:.2f}s" for s, d in report.slowest)
+                )
+        if failures:
+            listed = "\n".join(f"- {doc}: {reason}" for doc, reason in failures[:20])
+            raise dg.Failure(
+                f"{len(failures)} document(s) could not be read and will be retried:\n{listed}",
+                metadata={"failed_documents": len(failures)},
+            )
+        return dg.MaterializeResult()
+
+    return raw_documents
+
+
+def _reason_list(reasons: list[str]) -> str:
+    return "\n".join(f"- {r}" for r in reasons[:50]) or "none"

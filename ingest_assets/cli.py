@@ -1,0 +1,231 @@
+"""The `ingest` command: one-shot runs, search and status over the project's instance."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ingest_assets.lib.chunking import Chunker
+from ingest_assets.local_stack import database_url, open_database, open_instance
+from ingest_assets.resources.providers import EmbeddingError, open_embedder
+from ingest_assets.resources.providers.base import EmbedderSpec
+from ingest_assets.runner import RunSummary, register, run_source
+from ingest_assets.settings import IngestSettings
+from ingest_assets.sources.registry import (
+    InvalidSourceName,
+    SourceRecord,
+    default_source_name,
+    validate_source_name,
+)
+from ingest_assets.store.search import Hit, search
+from ingest_assets.store.status import source_status
+from ingest_assets.store.vectors import model_table
+
+console = Console(stderr=True)
+out = Console()
+
+
+class RichProgress:
+    """Live bars per stage, fed by the assets through the `progress` resource."""
+
+    def __init__(self, progress: Progress):
+        self._progress = progress
+        self._tasks: dict[str, object] = {}
+
+    def start(self, stage: str, total: int) -> None:
+        self._tasks[stage] = self._progress.add_task(stage, total=total)
+
+    def advance(self, stage: str, amount: int) -> None:
+        self._progress.advance(self._tasks[stage], amount)  # type: ignore[arg-type]
+
+    def finish(self, stage: str) -> None:
+        task = self._tasks[stage]
+        self._progress.update(task, completed=self._progress.tasks[task].total)  # type: ignore[index,arg-type]
+
+
+def _settings() -> IngestSettings:
+    try:
+        return IngestSettings()
+    except ValueError as err:
+        raise click.ClickException(f"invalid INGEST_* setting: {err}") from err
+
+
+def _embedder_spec(settings: IngestSettings, model: str | None) -> EmbedderSpec:
+    key = settings.embedding_api_key
+    return EmbedderSpec(
+        provider=settings.embedding_provider,
+        model=model or settings.embedding_model,
+        url=settings.embedding_url,
+        api_key=key.get_secret_value() if key else None,
+        batch_size=settings.embedding_batch_size,
+    )
+
+
+@click.group()
+def main() -> None:
+    """Ingest documents into PostgreSQL/pgvector with Dagster, and search them."""
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--name", help="Source name (default: the folder's name).")
+@click.option("--verbose", is_flag=True, help="Show Dagster's log lines.")
+def run(path: Path, name: str | None, verbose: bool) -> None:
+    """Register folder PATH as a source and ingest all of its shards."""
+    settings = _settings()
+    try:
+        source = validate_source_name(name or default_source_name(path))
+    except InvalidSourceName as err:
+        raise click.ClickException(str(err)) from err
+    db_url = database_url(settings)
+    db = open_database(settings)
+    instance = open_instance(settings, db_url)
+    register(db, instance, SourceRecord(source, "folder", str(path.resolve())))
+    columns = (
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bars:
+        summary = run_source(
+            settings,
+            db,
+            instance,
+            source,
+            progress=RichProgress(bars),
+            log_level="INFO" if verbose else "WARNING",
+        )
+    _print_summary(summary)
+    if not summary.success:
+        sys.exit(1)
+
+
+def _print_summary(summary: RunSummary) -> None:
+    t = summary.totals
+    console.print(
+        f"[bold]{summary.source}[/bold]: documents {t['documents_new']} new, "
+        f"{t['documents_changed']} changed, {t['documents_unchanged']} unchanged, "
+        f"{t['documents_deleted']} deleted, {t['documents_quarantined']} quarantined"
+        + (f", {t['documents_failed']} failed" if t["documents_failed"] else "")
+        + f"; chunks {t['chunks_written']} written; vectors {t['texts_embedded']} written, "
+        f"{t['texts_reused']} reused; {summary.seconds:.1f}s (run {summary.run_id})"
+    )
+    if t["texts_embedded"] == 0 and summary.success:
+        console.print("Nothing to embed: every chunk already has a vector.")
+    for doc_id, reason in summary.quarantined[:20]:
+        console.print(f"[yellow]quarantined[/yellow] {doc_id}: {reason}")
+    if summary.error:
+        console.print(f"[red]run failed[/red]: {summary.error}")
+
+
+@main.command(name="search")
+@click.argument("query")
+@click.option("-k", "k", default=5, show_default=True, help="Number of hits.")
+@click.option("--source", help="Only this source.")
+@click.option("--model", help="Search this model's vectors (default: the active model).")
+@click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
+def search_command(
+    query: str, k: int, source: str | None, model: str | None, as_json: bool
+) -> None:
+    """Semantic search over the stored chunks."""
+    settings = _settings()
+    spec = _embedder_spec(settings, model)
+    db = open_database(settings)
+    with db.connect() as conn:
+        found = model_table(conn, spec.model)
+        if found is None:
+            raise click.ClickException(
+                f"no vectors for model {spec.model!r} yet; run `ingest run PATH` first"
+            )
+        table, _ = found
+        try:
+            vector = asyncio.run(_embed_query(spec, query))
+        except EmbeddingError as err:
+            raise click.ClickException(str(err)) from err
+        hits = search(conn, table, vector, k, source)
+    if as_json:
+        out.print_json(json.dumps([_hit_json(h) for h in hits]))
+        return
+    if not hits:
+        console.print("no hits")
+    for rank, hit in enumerate(hits, 1):
+        out.print(f"[bold]{rank}. {hit.score:.3f}[/bold] {hit.source}:{hit.doc_id} #{hit.chunk}")
+        if hit.context:
+            out.print(f"   [dim]{hit.context}[/dim]")
+        out.print("   " + " ".join(hit.text.split())[:240])
+
+
+def _hit_json(hit: Hit) -> dict[str, object]:
+    return {
+        "score": round(hit.score, 6),
+        "source": hit.source,
+        "doc_id": hit.doc_id,
+        "uri": hit.uri,
+        "chunk": hit.chunk,
+        "context": hit.context,
+        "text": hit.text,
+    }
+
+
+async def _embed_query(spec: EmbedderSpec, query: str):  # type: ignore[no-untyped-def]
+    async with open_embedder(spec) as embedder:
+        return (await embedder.embed([query]))[0]
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
+def status(as_json: bool) -> None:
+    """Documents, chunks, vectors, pending work and quarantined documents per source."""
+    settings = _settings()
+    db = open_database(settings)
+    chunker = Chunker(settings.chunk_tokens)
+    with db.connect() as conn:
+        found = model_table(conn, settings.embedding_model)
+        rows = source_status(conn, found[0] if found else None, chunker.signature)
+    if as_json:
+        out.print_json(json.dumps([r.as_dict() for r in rows]))
+        return
+    table = Table("source", "documents", "chunks", "vectors", "pending", "quarantined", "deleted")
+    for r in rows:
+        table.add_row(
+            r.source,
+            str(r.documents),
+            str(r.chunks),
+            str(r.chunks_with_vector),
+            str(r.pending_chunking + r.pending_embedding),
+            str(r.quarantined),
+            str(r.deleted),
+        )
+    out.print(table)
+    out.print(f"model: {settings.embedding_model} ({settings.embedding_provider})")
+
+
+@main.command()
+@click.option("--port", default=3000, show_default=True)
+def dev(port: int) -> None:
+    """Run the Dagster UI and daemon on the project's instance (Ctrl-C stops both)."""
+    settings = _settings()
+    db_url = database_url(settings)  # the embedded server stays up while this command runs
+    open_instance(settings, db_url).dispose()
+    workspace = Path("workspace.yaml")
+    target = ["-w", str(workspace)] if workspace.exists() else ["-m", "ingest_assets.definitions"]
+    command = ["dagster", "dev", *target, "-h", "127.0.0.1", "-p", str(port)]
+    console.print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}; UI on http://127.0.0.1:{port}")
+    try:
+        sys.exit(subprocess.call(command))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""The one place the Dagster Definitions are built, from the deployment's settings."""
+
+from __future__ import annotations
+
+import warnings
+
+import dagster as dg
+
+from ingest_assets.assets.chunks import build_chunks
+from ingest_assets.assets.embeddings import build_embeddings
+from ingest_assets.assets.raw_documents import build_raw_documents
+from ingest_assets.lib.chunking import Chunker
+from ingest_assets.partitions import build_partitions
+from ingest_assets.progress import NoProgress, ProgressListener
+from ingest_assets.resources.embeddings import EmbeddingResource
+from ingest_assets.resources.postgres import PostgresResource
+from ingest_assets.settings import IngestSettings
+
+INGEST_JOB = "ingest_job"
+
+# BackfillPolicy is beta in Dagster 1.13; the design relies on it to batch shards into runs.
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
+
+STAGE_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=2, delay=2.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+def build_resources(settings: IngestSettings) -> dict[str, dg.ConfigurableResource]:
+    """Resources from settings; secrets travel as EnvVar so the UI never shows their values."""
+    return {
+        "postgres": PostgresResource(
+            database_url=dg.EnvVar("INGEST_DATABASE_URL") if settings.database_url else None,
+            home=str(settings.resolved_home),
+            db_schema=settings.db_schema,
+        ),
+        "embedding": EmbeddingResource(
+            provider=settings.embedding_provider,
+            model=settings.embedding_model,
+            url=settings.embedding_url,
+            api_key=dg.EnvVar("INGEST_EMBEDDING_API_KEY") if settings.embedding_api_key else None,
+            batch_size=settings.embedding_batch_size,
+        ),
+    }
+
+
+def build_definitions(
+    settings: IngestSettings | None = None, progress: ProgressListener | None = None
+) -> dg.Definitions:
+    settings = settings or IngestSettings()
+    partitions = build_partitions(settings.shards)
+    # A backfill of one source batches its contiguous shard keys into a few runs.
+    backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=16)
+    chunker = Chunker(settings.chunk_tokens)
+    model_version = f"{settings.embedding_provider}:{settings.embedding_model}"
+    assets = [
+        build_raw_documents(partitions, settings.shards, STAGE_RETRY_POLICY, backfill_policy),
+        build_chunks(partitions, chunker, STAGE_RETRY_POLICY, backfill_policy),
+        build_embeddings(partitions, model_version, STAGE_RETRY_POLICY, backfill_policy),
+    ]
+    ingest_job = dg.define_asset_job(
+        INGEST_JOB,
+        selection=dg.AssetSelection.assets(*assets),
+        partitions_def=partitions,
+        executor_def=dg.in_process_executor,
+        description="Carries shards from source documents to stored embeddings in one process.",
+    )
+    return dg.Definitions(
+        assets=assets,
+        jobs=[ingest_job],
+        resources={**build_resources(settings), "progress": progress or NoProgress()},
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,123 @@
+"""Token-aware, heading-aware chunking of extracted documents."""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+from semantic_text_splitter import MarkdownSplitter, TextSplitter
+from tokenizers import Tokenizer
+
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
+_FENCE = re.compile(r"^(```|~~~)")
+_CONTEXT_SEPARATOR = " › "
+_MAX_CONTEXT_CHARS = 200
+# Bump when the chunk output changes for the same input and settings.
+_ALGORITHM_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    ordinal: int
+    context: str
+    text: str
+    token_count: int
+
+    @property
+    def embedding_input(self) -> str:
+        return embedding_input(self.context, self.text)
+
+
+def embedding_input(context: str, text: str) -> str:
+    """What the model sees: the heading path first, so a chunk keeps its section's meaning."""
+    return f"{context}\n\n{text}" if context else text
+
+
+def bundled_tokenizer_path() -> Path:
+    return Path(str(resources.files("ingest_assets") / "data" / "minilm-tokenizer.json"))
+
+
+def heading_positions(markdown: str) -> list[tuple[int, int, str]]:
+    """(offset, level, title) of each ATX heading outside fenced code blocks."""
+    headings = []
+    offset = 0
+    in_fence = False
+    for line in markdown.splitlines(keepends=True):
+        stripped = line.rstrip("\r\n")
+        if _FENCE.match(stripped):
+            in_fence = not in_fence
+        elif not in_fence and (match := _HEADING.match(stripped)):
+            headings.append((offset, len(match.group(1)), match.group(2).strip()))
+        offset += len(line)
+    return headings
+
+
+def heading_path(headings: list[tuple[int, int, str]], offsets: list[int], at: int) -> list[str]:
+    """The chain of enclosing headings for text starting at offset `at` (headings before it)."""
+    stack: list[tuple[int, str]] = []
+    for _, level, title in headings[: bisect.bisect_left(offsets, at)]:
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, title))
+    return [title for _, title in stack]
+
+
+def join_context(title: str | None, path: list[str]) -> str:
+    parts = [title] if title else []
+    parts += [p for p in path if p != title]
+    return _CONTEXT_SEPARATOR.join(parts)[:_MAX_CONTEXT_CHARS]
+
+
+def _only_headings(body: str) -> bool:
+    return all(_HEADING.match(line) for line in body.splitlines() if line.strip())
+
+
+class Chunker:
+    """Splits text into chunks of at most `max_tokens` tokens at the most semantic boundary
+    (headings, paragraphs, sentences), each carrying its title and heading path as context."""
+
+    def __init__(self, max_tokens: int, tokenizer_path: Path | None = None):
+        self.max_tokens = max_tokens
+        self.tokenizer_path = tokenizer_path or bundled_tokenizer_path()
+        self._tokenizer = Tokenizer.from_file(str(self.tokenizer_path))
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        capacity = (max(1, max_tokens * 3 // 4), max_tokens)
+        self._markdown = MarkdownSplitter.from_huggingface_tokenizer(self._tokenizer, capacity)
+        self._plain = TextSplitter.from_huggingface_tokenizer(self._tokenizer, capacity)
+
+    @cached_property
+    def signature(self) -> str:
+        """Identifies the chunk output: a change marks every document for re-chunking."""
+        digest = hashlib.sha1(self.tokenizer_path.read_bytes()).hexdigest()[:8]
+        return f"v{_ALGORITHM_VERSION}-tok{digest}-max{self.max_tokens}"
+
+    def count_tokens(self, texts: list[str]) -> list[int]:
+        encodings = self._tokenizer.encode_batch(texts, add_special_tokens=False)
+        return [len(e.ids) for e in encodings]
+
+    def chunk(self, text: str, markup: str, title: str | None = None) -> list[Chunk]:
+        if markup == "markdown":
+            pieces = self._markdown.chunk_indices(text)
+            headings = heading_positions(text)
+        else:
+            pieces = self._plain.chunk_indices(text)
+            headings = []
+        # A heading alone carries no content; it reaches the next chunks as their context.
+        pieces = [(at, body) for at, body in pieces if not _only_headings(body)]
+        if not pieces:
+            return []
+        offsets = [h[0] for h in headings]
+        # chunk_indices gives character offsets; headings are located by character offset too.
+        contexts = [join_context(title, heading_path(headings, offsets, at)) for at, _ in pieces]
+        inputs = [embedding_input(c, body) for c, (_, body) in zip(contexts, pieces, strict=True)]
+        counts = self.count_tokens(inputs)
+        return [
+            Chunk(ordinal=i, context=contexts[i], text=body, token_count=counts[i])
+            for i, (_, body) in enumerate(pieces)
+        ]

@@ -1,0 +1,301 @@
+"""Turn raw file bytes (markdown, plain text, HTML, PDF) into markdown-flavoured text.
+
+Pure functions: no I/O beyond the bytes handed in, no dagster.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+from pypdf import PdfReader
+from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
+    {".md", ".markdown", ".txt", ".html", ".htm", ".pdf"}
+)
+
+_MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
+
+_BINARY_SNIFF_BYTES = 8192
+# Bytes that never appear in real text (everything below 0x20 except \t \n \f \r, plus DEL).
+_CONTROL_BYTES = frozenset(set(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D}) | {0x7F}
+_MAX_ERROR_CHARS = 200
+
+
+class ExtractionError(Exception):
+    """Content that cannot be turned into text; str(err) is a short human reason."""
+
+
+@dataclass(frozen=True)
+class ExtractedDocument:
+    title: str | None
+    text: str
+    markup: str
+
+
+def extract(data: bytes, suffix: str, *, name: str = "") -> ExtractedDocument:
+    """Extract the title and text of one file; raise ExtractionError if it has no usable text."""
+    kind = suffix.lower()
+    if kind not in SUPPORTED_SUFFIXES:
+        raise ExtractionError(f"unsupported file type {suffix!r}")
+    fallback_title = _title_from_name(name)
+    if not data:
+        markup = "text" if kind == ".txt" else "markdown"
+        return ExtractedDocument(title=fallback_title, text="", markup=markup)
+
+    if kind == ".pdf":
+        title, text = _extract_pdf(data)
+        return _finish(title, fallback_title, text, "markdown")
+
+    decoded = _decode_text(data)
+    if kind == ".txt":
+        return _finish(None, fallback_title, decoded, "text")
+    if kind in _MARKDOWN_SUFFIXES:
+        title, text = _extract_markdown(decoded)
+    else:
+        title, text = _extract_html(decoded)
+    return _finish(title, fallback_title, text, "markdown")
+
+
+def _title_from_name(name: str) -> str | None:
+    stem = os.path.splitext(os.path.basename(name))[0].strip()
+    return stem or None
+
+
+def _finish(
+    title: str | None, fallback_title: str | None, text: str, markup: str
+) -> ExtractedDocument:
+    title = _clean(title) if title else ""
+    return ExtractedDocument(title=title or fallback_title, text=_tidy(text), markup=markup)
+
+
+def _clean(value: str) -> str:
+    # PostgreSQL text rejects NUL, and psycopg cannot encode lone surrogates (possible from PDFs).
+    value = value.replace("\x00", "")
+    return value.encode("utf-8", "replace").decode("utf-8").strip()
+
+
+def _tidy(text: str) -> str:
+    text = _clean(text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+
+
+# --- text decoding ---------------------------------------------------------------------------
+
+
+def _decode_text(data: bytes) -> str:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            text = data.decode("utf-16")  # the codec reads and drops the BOM
+        except UnicodeDecodeError:
+            raise ExtractionError("not valid UTF-16 text") from None
+    elif b"\x00" in data[:_BINARY_SNIFF_BYTES]:
+        raise ExtractionError("binary data, not text")
+    elif data.startswith(codecs.BOM_UTF8):
+        try:
+            text = data[len(codecs.BOM_UTF8) :].decode("utf-8")
+        except UnicodeDecodeError:
+            raise ExtractionError("not valid UTF-8 text") from None
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = _decode_legacy(data)
+    return text.replace("\x00", "").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _decode_legacy(data: bytes) -> str:
+    controls = sum(1 for byte in data if byte in _CONTROL_BYTES)
+    if b"\x00" not in data and controls <= len(data) // 100:
+        try:
+            return data.decode("cp1252")
+        except UnicodeDecodeError:
+            pass  # cp1252 leaves five byte values undefined
+    raise ExtractionError("not valid UTF-8 text")
+
+
+# --- markdown --------------------------------------------------------------------------------
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)^(?:---|\.\.\.)[ \t]*$\n?", re.DOTALL | re.MULTILINE)
+_ATX_H1 = re.compile(r"^ {0,3}#[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+
+
+def _extract_markdown(text: str) -> tuple[str | None, str]:
+    meta_title = None
+    match = _FRONT_MATTER.match(text)
+    if match:
+        try:
+            meta: Any = yaml.safe_load(match.group(1))
+        except yaml.YAMLError:
+            meta = False  # a leading '---' thematic break, not front matter
+        if meta is None or isinstance(meta, dict):
+            text = text[match.end() :]
+            raw = meta.get("title") if isinstance(meta, dict) else None
+            if isinstance(raw, str | int | float) and str(raw).strip():
+                meta_title = str(raw).strip()
+    return _first_h1(text) or meta_title, text
+
+
+def _first_h1(text: str) -> str | None:
+    fence = ""
+    for line in text.split("\n"):
+        opener = _FENCE.match(line)
+        if fence:
+            # a '# comment' inside a code block is not a heading
+            if opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence):
+                fence = ""
+            continue
+        if opener:
+            fence = opener.group(1)
+            continue
+        heading = _ATX_H1.match(line)
+        if heading and heading.group(1).strip():
+            return heading.group(1).strip()
+    return None
+
+
+# --- HTML ------------------------------------------------------------------------------------
+
+_DROP_TAGS = [
+    "script", "style", "noscript", "template", "svg", "nav",
+    "header", "footer", "aside", "form", "iframe",
+]  # fmt: skip
+_HEADINGS = {f"h{level}": level for level in range(1, 7)}
+_BLOCK_TAGS = frozenset(
+    {
+        "address", "article", "blockquote", "body", "caption", "dd", "details", "dialog",
+        "div", "dl", "dt", "fieldset", "figcaption", "figure", "hr", "li", "main", "ol",
+        "p", "pre", "section", "summary", "table", "tbody", "td", "tfoot", "th", "thead",
+        "tr", "ul", *_HEADINGS,
+    }
+)  # fmt: skip
+
+
+def _extract_html(html: str) -> tuple[str | None, str]:
+    tree = LexborHTMLParser(html)
+    tree.strip_tags(_DROP_TAGS, recursive=True)
+    root = tree.css_first("main") or tree.css_first("article") or tree.body or tree.root
+    text = _HtmlWriter().render(root) if root is not None else ""
+
+    title = None
+    for selector in ("title", "h1"):
+        node = tree.css_first(selector)
+        if node is not None and (title := " ".join(node.text(deep=True).split())):
+            break
+    return title or None, text
+
+
+class _HtmlWriter:
+    """Iterative child/next/parent walk, so deep nesting cannot hit the recursion limit."""
+
+    def __init__(self) -> None:
+        self.blocks: list[str] = []
+        self.inline: list[str] = []
+        self.context: list[str] = []  # open li/h1-h6 elements that format their paragraphs
+
+    def render(self, root: LexborNode) -> str:
+        node = root.child
+        while node is not None:
+            child = node.child if self._enter(node) else None
+            if child is not None:
+                node = child
+                continue
+            while node is not None:
+                self._leave(node)
+                if node.next is not None:
+                    node = node.next
+                    break
+                node = node.parent
+                if node is None or node.mem_id == root.mem_id:
+                    node = None
+        self._flush()
+        return "\n\n".join(self.blocks)
+
+    def _enter(self, node: LexborNode) -> bool:
+        tag = node.tag or ""
+        if tag == "-text":
+            self.inline.append(re.sub(r"\s+", " ", node.text_content or ""))
+            return False
+        if tag.startswith(("-", "!")) or tag == "head":
+            return False
+        if tag == "br":
+            self.inline.append("\n")
+            return False
+        if tag in _BLOCK_TAGS:
+            self._flush()
+        if tag == "pre":
+            self._add_code(node.text(deep=True))
+            return False
+        if tag == "li" or tag in _HEADINGS:
+            self.context.append(tag)
+        return True
+
+    def _leave(self, node: LexborNode) -> None:
+        tag = node.tag or ""
+        if tag in _BLOCK_TAGS:
+            self._flush()
+            if tag == "li" or tag in _HEADINGS:
+                self.context.pop()
+
+    def _flush(self) -> None:
+        raw, self.inline = "".join(self.inline), []
+        lines = [" ".join(line.split()) for line in raw.split("\n")]
+        text = "\n".join(line for line in lines if line)
+        if not text:
+            return
+        kind = self.context[-1] if self.context else ""
+        if kind in _HEADINGS:
+            text = "#" * _HEADINGS[kind] + " " + text.replace("\n", " ")
+        elif kind == "li":
+            text = "- " + text
+        self.blocks.append(text)
+
+    def _add_code(self, code: str) -> None:
+        code = code.strip("\n")
+        if not code.strip():
+            return
+        longest = max((len(run) for run in re.findall(r"`+", code)), default=0)
+        fence = "`" * max(3, longest + 1)
+        self.blocks.append(f"{fence}\n{code}\n{fence}")
+
+
+# --- PDF -------------------------------------------------------------------------------------
+
+
+def _extract_pdf(data: bytes) -> tuple[str | None, str]:
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not _decrypt_empty(reader):
+            raise ExtractionError("encrypted PDF")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        metadata = reader.metadata
+        title = metadata.title if metadata is not None else None
+    except ExtractionError:
+        raise
+    except Exception as err:  # pypdf raises far more than PyPdfError on malformed input
+        raise ExtractionError(f"corrupt PDF: {_short(err)}") from err
+
+    if pages and not any(page.strip() for page in pages):
+        raise ExtractionError("PDF has no extractable text (scanned or image-only?)")
+    text = "\n\n".join(page.strip("\n") for page in pages if page.strip())
+    return (title if isinstance(title, str) else None), text
+
+
+def _decrypt_empty(reader: PdfReader) -> bool:
+    try:
+        return bool(reader.decrypt(""))
+    except Exception:  # wrong password, or an algorithm pypdf cannot handle without extras
+        return False
+
+
+def _short(err: BaseException) -> str:
+    message = " ".join(str(err).split()) or type(err).__name__
+    return message if len(message) <= _MAX_ERROR_CHARS else message[: _MAX_ERROR_CHARS - 1] + "…"

@@ -1,0 +1,65 @@
+"""The process environment that `ingest` commands share with `dagster dev`: database URL,
+DAGSTER_HOME with the project's dagster.yaml, and Dagster's storage in the same PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+import dagster as dg
+
+from ingest_assets.resources.postgres import (
+    Database,
+    embedded_server_url,
+    ensure_database,
+    url_for_database,
+)
+from ingest_assets.settings import IngestSettings
+
+DAGSTER_DATABASE = "dagster"
+
+
+def database_url(settings: IngestSettings) -> str:
+    """The configured PostgreSQL, or the embedded one (started or joined) when none is."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    return embedded_server_url(settings.embedded_pgdata)
+
+
+def open_database(settings: IngestSettings) -> Database:
+    return Database(database_url(settings), settings.db_schema)
+
+
+def prepare_dagster_environment(settings: IngestSettings, db_url: str) -> Path:
+    """Point DAGSTER_HOME and DAGSTER_PG_URL at the project's instance unless already set."""
+    home = os.environ.get("DAGSTER_HOME")
+    if home is None:
+        dagster_home = settings.dagster_home
+        dagster_home.mkdir(parents=True, exist_ok=True)
+        packaged = (resources.files("ingest_assets") / "data" / "dagster.yaml").read_text()
+        config = dagster_home / "dagster.yaml"
+        if not config.exists() or config.read_text() != packaged:
+            config.write_text(packaged)
+        os.environ["DAGSTER_HOME"] = str(dagster_home)
+    if "DAGSTER_PG_URL" not in os.environ:
+        ensure_database(db_url, DAGSTER_DATABASE, synchronous_commit=False)
+        os.environ["DAGSTER_PG_URL"] = dagster_storage_url(db_url)
+    return Path(os.environ["DAGSTER_HOME"])
+
+
+def dagster_storage_url(db_url: str) -> str:
+    """URL of Dagster's own database on the same server. SQLAlchemy 2.1 picks psycopg 3 for a
+    bare postgresql:// URL, and dagster-postgres' NOTIFY with a bound parameter fails there."""
+    return url_for_database(db_url, DAGSTER_DATABASE).replace(
+        "postgresql://", "postgresql+psycopg2://", 1
+    )
+
+
+def open_instance(settings: IngestSettings, db_url: str) -> dg.DagsterInstance:
+    prepare_dagster_environment(settings, db_url)
+    instance = dg.DagsterInstance.get()
+    # dagster-postgres opens a new connection per event unless told to keep one (as the
+    # webserver does); a run writes hundreds of events, so keep one for this process.
+    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+    return instance

@@ -1,0 +1,28 @@
+"""Deterministic in-process embedder for tests and benchmarks (no model, no network)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from ingest_assets.lib.hashed_vectors import hashed_vectors
+from ingest_assets.resources.providers.base import EmbedderSpec, EmbedderStats, check_vectors
+
+DEFAULT_DIMENSION = 384
+
+
+class HashingEmbedder:
+    def __init__(self, spec: EmbedderSpec):
+        self.model = spec.model
+        self.dimension = spec.dimension or DEFAULT_DIMENSION
+        self.stats = EmbedderStats()
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        started = time.perf_counter()
+        vectors = hashed_vectors(texts, self.dimension)
+        self.stats.requests += 1
+        self.stats.texts += len(texts)
+        self.stats.seconds += time.perf_counter() - started
+        return check_vectors(vectors, len(texts), self.dimension)

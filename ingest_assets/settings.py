@@ -1,0 +1,59 @@
+"""Deployment settings, read from `INGEST_*` environment variables (and a `.env` file)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+EmbeddingProvider = Literal["local", "hashing", "openai", "tei", "ollama"]
+
+DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
+
+
+class IngestSettings(BaseSettings):
+    """Everything a deployment may change; local and production differ only in these values."""
+
+    model_config = SettingsConfigDict(env_prefix="INGEST_", env_file=".env", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".ingest"),
+        description="Folder for the embedded PostgreSQL data and the Dagster home.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL with pgvector; unset starts the embedded server under home.",
+    )
+    db_schema: str = Field(default="ingest", description="Schema of the pipeline's tables.")
+    embedding_provider: EmbeddingProvider = Field(
+        default="local", description="local, hashing (tests), openai, tei or ollama."
+    )
+    embedding_model: str = Field(default=DEFAULT_LOCAL_MODEL, description="Embedding model name.")
+    embedding_url: str | None = Field(default=None, description="Base URL of an embedding server.")
+    embedding_api_key: SecretStr | None = Field(default=None, description="Embedding API key.")
+    embedding_batch_size: int = Field(default=32, ge=1, description="Most texts per request.")
+    shards: int = Field(
+        default=64,
+        ge=1,
+        le=4096,
+        description="Hash buckets per source. Fixed for a deployment: changing it reshuffles "
+        "every document into a different partition.",
+    )
+    chunk_tokens: int = Field(
+        default=200, ge=16, description="Largest chunk, in tokens of the chunking tokenizer."
+    )
+
+    @cached_property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.resolved_home / "dagster"
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        return self.resolved_home / "pg"

@@ -1,0 +1,1 @@
+"""Reads and writes of the pipeline's tables, one module per concern. All SQL is parameterised."""

@@ -1,0 +1,106 @@
+"""Chunks of documents: which documents need (re-)chunking, and the atomic replacement."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import psycopg
+
+from ingest_assets.lib.chunking import Chunk
+from ingest_assets.lib.hashing import chunk_id, text_hash
+
+
+@dataclass(frozen=True)
+class DocumentToChunk:
+    id: str
+    doc_id: str
+    shard: int
+    title: str | None
+    markup: str
+    body: str
+    content_hash: str
+
+
+def documents_to_chunk(
+    conn: psycopg.Connection, source: str, shards: Sequence[int], chunker: str, batch: int = 200
+) -> Iterator[list[DocumentToChunk]]:
+    """Live documents whose chunks are missing or stale, streamed in batches (server cursor)."""
+    with conn.cursor(name="documents_to_chunk") as cur:
+        cur.itersize = batch
+        cur.execute(
+            "SELECT id, doc_id, shard, title, markup, body, content_hash FROM documents "
+            "WHERE source = %s AND shard = ANY(%s) AND deleted_at IS NULL "
+            "AND quarantined_at IS NULL AND body IS NOT NULL "
+            "AND (chunked_hash IS DISTINCT FROM content_hash OR chunker IS DISTINCT FROM %s)",
+            (source, list(shards), chunker),
+        )
+        while rows := cur.fetchmany(batch):
+            yield [DocumentToChunk(*row) for row in rows]
+
+
+def count_documents_to_chunk(
+    conn: psycopg.Connection, source: str, shards: Sequence[int], chunker: str
+) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM documents WHERE source = %s AND shard = ANY(%s) "
+        "AND deleted_at IS NULL AND quarantined_at IS NULL AND body IS NOT NULL "
+        "AND (chunked_hash IS DISTINCT FROM content_hash OR chunker IS DISTINCT FROM %s)",
+        (source, list(shards), chunker),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def replace_chunks(
+    conn: psycopg.Connection,
+    chunked: Sequence[tuple[DocumentToChunk, Sequence[Chunk]]],
+    chunker: str,
+) -> set[str]:
+    """In one transaction: for each document whose content is still the one that was chunked,
+    swap its old chunks for the new ones and record the hash. Returns the ids replaced."""
+    with conn.transaction():
+        current = conn.execute(
+            "UPDATE documents d SET chunked_hash = v.content_hash, chunker = %s, "
+            "updated_at = now() FROM unnest(%s::text[], %s::text[]) AS v(id, content_hash) "
+            "WHERE d.id = v.id AND d.content_hash = v.content_hash AND d.deleted_at IS NULL "
+            "RETURNING d.id",
+            (
+                chunker,
+                [doc.id for doc, _ in chunked],
+                [doc.content_hash for doc, _ in chunked],
+            ),
+        )
+        replaced = {row[0] for row in current}
+        if not replaced:
+            return replaced
+        conn.execute("DELETE FROM chunks WHERE document_id = ANY(%s)", (list(replaced),))
+        with conn.cursor().copy(
+            "COPY chunks (id, document_id, ordinal, context, text, text_hash, token_count) "
+            "FROM STDIN"
+        ) as copy:
+            for doc, chunks in chunked:
+                if doc.id not in replaced:
+                    continue
+                for chunk in chunks:
+                    digest = text_hash(chunk.embedding_input)
+                    copy.write_row(
+                        (
+                            chunk_id(doc.id, chunk.ordinal, digest),
+                            doc.id,
+                            chunk.ordinal,
+                            chunk.context,
+                            chunk.text,
+                            digest,
+                            chunk.token_count,
+                        )
+                    )
+    return replaced
+
+
+def quarantine_document(conn: psycopg.Connection, id: str, reason: str) -> None:
+    conn.execute(
+        "UPDATE documents SET quarantined_at = now(), last_error = %s, updated_at = now() "
+        "WHERE id = %s",
+        (reason, id),
+    )
+    conn.execute("DELETE FROM chunks WHERE document_id = %s", (id,))

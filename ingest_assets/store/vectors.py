@@ -1,0 +1,138 @@
+"""Per-model vector tables keyed by the embedding input's hash, written with binary COPY."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+from psycopg import sql
+
+
+class DimensionMismatch(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class PendingText:
+    text_hash: bytes
+    shard: int
+    context: str
+    text: str
+    token_count: int
+
+
+def vector_table_name(model: str) -> str:
+    """A readable, collision-free table name for a model: vectors_<slug>_<hash>."""
+    slug = re.sub(r"[^a-z0-9]+", "_", model.lower()).strip("_")[:40]
+    digest = hashlib.sha1(model.encode()).hexdigest()[:8]
+    return f"vectors_{slug}_{digest}"
+
+
+def ensure_model_table(conn: psycopg.Connection, model: str, dimension: int) -> str:
+    """Create the model's vector table on first use; a known model must keep its dimension."""
+    table = vector_table_name(model)
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO embedding_models (name, dimension, table_name) VALUES (%s, %s, %s) "
+            "ON CONFLICT (name) DO NOTHING",
+            (model, dimension, table),
+        )
+        row = conn.execute(
+            "SELECT dimension, table_name FROM embedding_models WHERE name = %s", (model,)
+        ).fetchone()
+        assert row is not None
+        if row[0] != dimension:
+            raise DimensionMismatch(
+                f"model {model!r} returns {dimension}-dimensional vectors, but its table "
+                f"{row[1]} holds {row[0]}-dimensional ones; drop the model or rename it"
+            )
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE IF NOT EXISTS {} (text_hash bytea PRIMARY KEY, "
+                "embedding vector({}) NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"
+            ).format(sql.Identifier(table), sql.Literal(dimension))
+        )
+    return table
+
+
+def model_table(conn: psycopg.Connection, model: str) -> tuple[str, int] | None:
+    row = conn.execute(
+        "SELECT table_name, dimension FROM embedding_models WHERE name = %s", (model,)
+    ).fetchone()
+    return (row[0], row[1]) if row else None
+
+
+def _pending_query(table: str) -> sql.Composed:
+    return sql.SQL(
+        "SELECT DISTINCT ON (c.text_hash) c.text_hash, d.shard, c.context, c.text, c.token_count "
+        "FROM chunks c JOIN documents d ON d.id = c.document_id "
+        "WHERE d.source = %s AND d.shard = ANY(%s) AND d.deleted_at IS NULL "
+        "AND NOT EXISTS (SELECT 1 FROM {} v WHERE v.text_hash = c.text_hash)"
+    ).format(sql.Identifier(table))
+
+
+def count_pending_texts(
+    conn: psycopg.Connection, table: str, source: str, shards: Sequence[int]
+) -> int:
+    query = sql.SQL("SELECT count(*) FROM ({}) p").format(_pending_query(table))
+    row = conn.execute(query, (source, list(shards))).fetchone()
+    return int(row[0]) if row else 0
+
+
+def pending_texts(
+    conn: psycopg.Connection, table: str, source: str, shards: Sequence[int], batch: int = 1024
+) -> Iterator[list[PendingText]]:
+    """Distinct chunk texts of the shards with no vector yet, streamed (server cursor)."""
+    with conn.cursor(name="pending_texts") as cur:
+        cur.itersize = batch
+        cur.execute(_pending_query(table), (source, list(shards)))
+        while rows := cur.fetchmany(batch):
+            yield [PendingText(*row) for row in rows]
+
+
+def write_vectors(
+    conn: psycopg.Connection, table: str, hashes: Sequence[bytes], vectors: np.ndarray
+) -> int:
+    """Store vectors; a text embedded meanwhile by a concurrent run is kept, not duplicated.
+    Returns the number of new rows."""
+    dimension = vectors.shape[1]
+    with conn.transaction():
+        conn.execute(
+            sql.SQL(
+                "CREATE TEMP TABLE IF NOT EXISTS vector_staging "
+                "(text_hash bytea, embedding vector({})) ON COMMIT DELETE ROWS"
+            ).format(sql.Literal(dimension))
+        )
+        with conn.cursor().copy(
+            "COPY vector_staging (text_hash, embedding) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
+            copy.set_types(["bytea", "vector"])
+            for digest, vector in zip(hashes, vectors, strict=True):
+                copy.write_row((digest, vector))
+        inserted = conn.execute(
+            sql.SQL(
+                "INSERT INTO {} (text_hash, embedding) SELECT text_hash, embedding "
+                "FROM vector_staging ON CONFLICT (text_hash) DO NOTHING"
+            ).format(sql.Identifier(table))
+        )
+        return inserted.rowcount
+
+
+def coverage_by_shard(
+    conn: psycopg.Connection, table: str, source: str, shards: Sequence[int]
+) -> dict[int, tuple[int, int, int]]:
+    """shard -> (live chunks, live chunks with a vector, distinct chunk texts)."""
+    rows = conn.execute(
+        sql.SQL(
+            "SELECT d.shard, count(*), count(v.text_hash), count(DISTINCT c.text_hash) "
+            "FROM chunks c JOIN documents d ON d.id = c.document_id "
+            "LEFT JOIN {} v ON v.text_hash = c.text_hash "
+            "WHERE d.source = %s AND d.shard = ANY(%s) AND d.deleted_at IS NULL GROUP BY d.shard"
+        ).format(sql.Identifier(table)),
+        (source, list(shards)),
+    )
+    return {row[0]: (row[1], row[2], row[3]) for row in rows}

@@ -1,0 +1,78 @@
+"""Shared fixtures: a real PostgreSQL (embedded, or INGEST_TEST_DATABASE_URL), one schema per
+test, settings that use the deterministic hashing embedder, and a throwaway Dagster instance."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+from psycopg import sql
+
+from ingest_assets.resources.postgres import Database, embedded_server_url
+from ingest_assets.runner import RunSummary, register, run_source
+from ingest_assets.settings import IngestSettings
+from ingest_assets.sources.registry import SourceRecord
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def pg_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = os.environ.get("INGEST_TEST_DATABASE_URL")
+    if url:
+        return url
+    return embedded_server_url(tmp_path_factory.mktemp("pg") / "data")
+
+
+@pytest.fixture
+def db(pg_url: str) -> Iterator[Database]:
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    yield Database(pg_url, schema)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture
+def settings(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> IngestSettings:
+    monkeypatch.setenv("INGEST_DATABASE_URL", db.url)
+    return IngestSettings(
+        home=tmp_path / "home",
+        database_url=db.url,
+        db_schema=db.schema,
+        embedding_provider="hashing",
+        embedding_model="hashing-384",
+        shards=4,
+        chunk_tokens=64,
+    )
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    with dg.instance_for_test() as instance:
+        yield instance
+
+
+class Ingest:
+    """Runs the real ingest job over a folder source, as `ingest run` does."""
+
+    def __init__(self, settings: IngestSettings, db: Database, instance: dg.DagsterInstance):
+        self.settings = settings
+        self.db = db
+        self.instance = instance
+
+    def __call__(
+        self, folder: Path, name: str = "docs", settings: IngestSettings | None = None
+    ) -> RunSummary:
+        settings = settings or self.settings
+        register(self.db, self.instance, SourceRecord(name, "folder", str(folder)))
+        return run_source(settings, self.db, self.instance, name)
+
+
+@pytest.fixture
+def ingest(settings: IngestSettings, db: Database, instance: dg.DagsterInstance) -> Ingest:
+    return Ingest(settings, db, instance)
