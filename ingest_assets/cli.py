@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ingest_assets.lib.chunking import Chunker
 from ingest_assets.local_stack import database_url, open_database, open_instance
+from ingest_assets.resources.postgres import exit_cleanly_on_sigterm
 from ingest_assets.resources.providers import EmbeddingError, open_embedder
 from ingest_assets.resources.providers.base import EmbedderSpec
 from ingest_assets.runner import RunSummary, register, run_source
@@ -73,6 +74,7 @@ def _embedder_spec(settings: IngestSettings, model: str | None) -> EmbedderSpec:
 @click.group()
 def main() -> None:
     """Ingest documents into PostgreSQL/pgvector with Dagster, and search them."""
+    exit_cleanly_on_sigterm()
 
 
 @main.command()
@@ -219,7 +221,7 @@ def dev(port: int) -> None:
     open_instance(settings, db_url).dispose()
     workspace = Path("workspace.yaml")
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "ingest_assets.definitions"]
-    command = ["dagster", "dev", *target, "-h", "127.0.0.1", "-p", str(port)]
+    command = [sys.executable, "-m", "dagster", "dev", *target, "-h", "127.0.0.1", "-p", str(port)]
     console.print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}; UI on http://127.0.0.1:{port}")
     try:
         sys.exit(subprocess.call(command))

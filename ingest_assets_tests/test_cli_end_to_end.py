@@ -1,4 +1,4 @@
-"""`ingest` end to end as a user runs it: embedded PostgreSQL, real MiniLM, real Dagster instance."""
+"""`ingest` end to end as a user runs it: embedded PostgreSQL, real MiniLM, real Dagster."""
 
 from __future__ import annotations
 

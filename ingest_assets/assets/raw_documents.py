@@ -1,7 +1,9 @@
 """Stage 1: list each shard's documents, detect new/changed/deleted ones, extract their text."""
 
+import itertools
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -35,10 +37,21 @@ _WRITE_BATCH = 100
 class ScanReport:
     counts: Counter[tuple[int, str]] = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (doc_id, reason), retryable
-    slowest: list[tuple[float, str]] = field(default_factory=list)
+    slowest: list[tuple[float, str, int]] = field(default_factory=list)  # (s, doc_id, shard)
 
     def count(self, shard: int, outcome: str) -> None:
         self.counts[(shard, outcome)] += 1
+
+    def note_duration(self, seconds: float, doc_id: str, shard: int) -> None:
+        """Keep the slowest few documents per run, for the metadata."""
+        self.slowest.append((seconds, doc_id, shard))
+        if len(self.slowest) > 64:
+            self.slowest = sorted(self.slowest, reverse=True)[:32]
+
+    def slowest_in(self, shard: int) -> Iterable[str]:
+        for seconds, doc_id, s in sorted(self.slowest, reverse=True):
+            if s == shard:
+                yield f"{doc_id}: {seconds:.2f}s"
 
     def for_shard(self, shard: int) -> dict[str, int]:
         outcomes = ("new", "changed", "unchanged", "deleted", "quarantined", "failed")
@@ -153,8 +166,7 @@ def _read_document(
             **base, title=None, markup="text", body=None, quarantine_reason=reason
         )
         return "quarantined", content
-    report.slowest.append((time.perf_counter() - started, ref.doc_id))
-    report.slowest = sorted(report.slowest, reverse=True)[:5]
+    report.note_duration(time.perf_counter() - started, ref.doc_id, shard)
     content = DocumentContent(
         **base, title=extracted.title, markup=extracted.markup, body=extracted.text
     )
@@ -204,24 +216,23 @@ def build_raw_documents(
                 for shard in shards:
                     counts = report.for_shard(shard)
                     totals.update(counts)
-                    reasons = [
-                        f"{d}: {r}"
-                        for d, r_shard, r in [(q[0], q[1], q[2]) for q in quarantined]
-                        if r_shard == shard
-                    ]
                     context.add_asset_metadata(
                         {
                             **{f"documents_{k}": v for k, v in counts.items()},
-                            "quarantined_reasons": dg.MetadataValue.md(_reason_list(reasons)),
+                            "seconds": round(seconds, 3),
+                            "quarantined": dg.MetadataValue.md(
+                                _bullets(
+                                    reason for _, q_shard, reason in quarantined if q_shard == shard
+                                )
+                            ),
+                            "slowest_documents": dg.MetadataValue.md(
+                                _bullets(report.slowest_in(shard), limit=5)
+                            ),
                         },
                         partition_key=partition_key(source_name, shard),
                     )
                 failures += report.failures
-                totals["seconds_x1000"] += int(seconds * 1000)
-                context.log.info(
-                    f"{source_name}: {dict(totals)}; slowest: "
-                    + ", ".join(f"{d} {s:.2f}s" for s, d in report.slowest)
-                )
+                context.log.info(f"{source_name}: {dict(totals)} in {seconds:.1f}s")
         if failures:
             listed = "\n".join(f"- {doc}: {reason}" for doc, reason in failures[:20])
             raise dg.Failure(
@@ -233,5 +244,5 @@ def build_raw_documents(
     return raw_documents
 
 
-def _reason_list(reasons: list[str]) -> str:
-    return "\n".join(f"- {r}" for r in reasons[:50]) or "none"
+def _bullets(lines: Iterable[str], limit: int = 50) -> str:
+    return "\n".join(f"- {line}" for line in itertools.islice(lines, limit)) or "none"

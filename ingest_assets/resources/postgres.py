@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import threading
 import warnings
 from collections.abc import Iterator
@@ -57,6 +58,16 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so that exit handlers run and the embedded server is
+    released (Python's default SIGTERM action skips them). For command-line entry points."""
+
+    def _exit(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
 
 
 def embedded_server_url(pgdata: Path) -> str:

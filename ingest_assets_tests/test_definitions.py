@@ -1,0 +1,62 @@
+"""The code location as `dagster dev -w workspace.yaml` loads it, and the instance config."""
+
+from __future__ import annotations
+
+import importlib
+from importlib import resources
+
+import dagster as dg
+import yaml
+
+from ingest_assets.definitions import INGEST_JOB, build_definitions
+from ingest_assets.partitions import SHARD_DIMENSION, SOURCE_DIMENSION
+from ingest_assets.settings import IngestSettings
+from ingest_assets_tests.conftest import REPO_ROOT
+
+
+def test_workspace_points_at_loadable_definitions():
+    workspace = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())
+    target = workspace["load_from"][0]["python_module"]
+    defs = getattr(importlib.import_module(target["module_name"]), target["attribute"])
+    dg.Definitions.validate_loadable(defs)
+
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    assert keys == {"raw_documents", "chunks", "embeddings"}
+    for key in keys:
+        partitions = graph.get(dg.AssetKey(key)).partitions_def
+        assert isinstance(partitions, dg.MultiPartitionsDefinition)
+        assert [d.name for d in partitions.partitions_defs] == [SOURCE_DIMENSION, SHARD_DIMENSION]
+    assert graph.get(dg.AssetKey("chunks")).parent_keys == {dg.AssetKey("raw_documents")}
+    assert graph.get(dg.AssetKey("embeddings")).parent_keys == {dg.AssetKey("chunks")}
+    assert defs.resolve_job_def(INGEST_JOB)
+
+
+def test_model_and_chunker_settings_are_code_versions():
+    base = IngestSettings(embedding_provider="hashing", embedding_model="a")
+    other = base.model_copy(update={"embedding_model": "b", "chunk_tokens": 100})
+
+    def versions(settings: IngestSettings) -> dict[str, str | None]:
+        graph = build_definitions(settings).resolve_asset_graph()
+        return {k.to_user_string(): graph.get(k).code_version for k in graph.get_all_asset_keys()}
+
+    before, after = versions(base), versions(other)
+    assert before["raw_documents"] == after["raw_documents"]
+    assert before["chunks"] != after["chunks"]
+    assert before["embeddings"] != after["embeddings"]
+
+
+def test_api_key_reaches_dagster_only_as_an_env_var(monkeypatch):
+    monkeypatch.setenv("INGEST_EMBEDDING_API_KEY", "sk-secret-value")
+    defs = build_definitions(IngestSettings())
+    embedding = defs.resources["embedding"]
+    assert isinstance(embedding.api_key, dg.EnvVar)  # the UI shows the name, not the value
+    assert "sk-secret-value" not in repr(embedding)
+
+
+def test_packaged_instance_config_is_the_repository_one():
+    packaged = (resources.files("ingest_assets") / "data" / "dagster.yaml").read_text()
+    assert packaged == (REPO_ROOT / "dagster.yaml").read_text()
+    config = yaml.safe_load(packaged)
+    assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
+    assert config["run_retries"]["enabled"] is True
