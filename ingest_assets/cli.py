@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -53,22 +54,38 @@ class RichProgress:
         self._progress.update(task, completed=self._progress.tasks[task].total)  # type: ignore[index,arg-type]
 
 
+class LineProgress:
+    """Progress for logs and CI (no terminal): one line per stage every few seconds."""
+
+    INTERVAL_S = 10.0
+
+    def __init__(self) -> None:
+        self._state: dict[str, list[float]] = {}  # stage -> [done, total, started, last print]
+
+    def start(self, stage: str, total: int) -> None:
+        now = time.monotonic()
+        self._state[stage] = [0, total, now, now]
+        console.print(f"{stage}: {total} to process")
+
+    def advance(self, stage: str, amount: int) -> None:
+        state = self._state[stage]
+        state[0] += amount
+        now = time.monotonic()
+        if now - state[3] >= self.INTERVAL_S:
+            state[3] = now
+            rate = state[0] / max(now - state[2], 1e-9)
+            console.print(f"{stage}: {state[0]:.0f}/{state[1]:.0f} ({rate:.1f}/s)")
+
+    def finish(self, stage: str) -> None:
+        done, total, started, _ = self._state[stage]
+        console.print(f"{stage}: {done:.0f}/{total:.0f} done in {time.monotonic() - started:.1f}s")
+
+
 def _settings() -> IngestSettings:
     try:
         return IngestSettings()
     except ValueError as err:
         raise click.ClickException(f"invalid INGEST_* setting: {err}") from err
-
-
-def _embedder_spec(settings: IngestSettings, model: str | None) -> EmbedderSpec:
-    key = settings.embedding_api_key
-    return EmbedderSpec(
-        provider=settings.embedding_provider,
-        model=model or settings.embedding_model,
-        url=settings.embedding_url,
-        api_key=key.get_secret_value() if key else None,
-        batch_size=settings.embedding_batch_size,
-    )
 
 
 @click.group()
@@ -98,15 +115,12 @@ def run(path: Path, name: str | None, verbose: bool) -> None:
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as bars:
-        summary = run_source(
-            settings,
-            db,
-            instance,
-            source,
-            progress=RichProgress(bars),
-            log_level="INFO" if verbose else "WARNING",
-        )
+    log_level = "INFO" if verbose else "WARNING"
+    if console.is_terminal:
+        with Progress(*columns, console=console) as bars:
+            summary = run_source(settings, db, instance, source, RichProgress(bars), log_level)
+    else:
+        summary = run_source(settings, db, instance, source, LineProgress(), log_level)
     _print_summary(summary)
     if not summary.success:
         sys.exit(1)
@@ -117,7 +131,7 @@ def _print_summary(summary: RunSummary) -> None:
     console.print(
         f"[bold]{summary.source}[/bold]: documents {t['documents_new']} new, "
         f"{t['documents_changed']} changed, {t['documents_unchanged']} unchanged, "
-        f"{t['documents_deleted']} deleted, {t['documents_quarantined']} quarantined"
+        f"{t['documents_deleted']} deleted, {len(summary.quarantined)} quarantined"
         + (f", {t['documents_failed']} failed" if t["documents_failed"] else "")
         + f"; chunks {t['chunks_written']} written; vectors {t['texts_embedded']} written, "
         f"{t['texts_reused']} reused; {summary.seconds:.1f}s (run {summary.run_id})"
@@ -141,7 +155,7 @@ def search_command(
 ) -> None:
     """Semantic search over the stored chunks."""
     settings = _settings()
-    spec = _embedder_spec(settings, model)
+    spec = settings.embedder_spec(model)
     db = open_database(settings)
     with db.connect() as conn:
         found = model_table(conn, spec.model)

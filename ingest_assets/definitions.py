@@ -40,6 +40,11 @@ def build_resources(settings: IngestSettings) -> dict[str, dg.ConfigurableResour
             url=settings.embedding_url,
             api_key=dg.EnvVar("INGEST_EMBEDDING_API_KEY") if settings.embedding_api_key else None,
             batch_size=settings.embedding_batch_size,
+            max_batch_tokens=settings.embedding_max_batch_tokens,
+            concurrency=settings.embedding_concurrency,
+            timeout_s=settings.embedding_timeout_s,
+            max_attempts=settings.embedding_max_attempts,
+            deadline_s=settings.embedding_deadline_s,
         ),
     }
 

@@ -23,7 +23,6 @@ SUMMED_METADATA = (
     "documents_changed",
     "documents_unchanged",
     "documents_deleted",
-    "documents_quarantined",
     "documents_failed",
     "chunks_written",
     "texts_embedded",

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest_assets.resources.providers.base import EmbedderSpec
+
 EmbeddingProvider = Literal["local", "hashing", "openai", "tei", "ollama"]
 
 DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
@@ -35,6 +37,19 @@ class IngestSettings(BaseSettings):
     embedding_url: str | None = Field(default=None, description="Base URL of an embedding server.")
     embedding_api_key: SecretStr | None = Field(default=None, description="Embedding API key.")
     embedding_batch_size: int = Field(default=32, ge=1, description="Most texts per request.")
+    embedding_max_batch_tokens: int = Field(
+        default=8192, ge=1, description="Most tokens per request (chunking tokenizer's count)."
+    )
+    embedding_concurrency: int = Field(
+        default=4, ge=1, description="Requests in flight at once, per step."
+    )
+    embedding_timeout_s: float = Field(default=60.0, gt=0, description="Timeout per request.")
+    embedding_max_attempts: int = Field(
+        default=6, ge=1, description="Tries per request before the step fails."
+    )
+    embedding_deadline_s: float = Field(
+        default=600.0, gt=0, description="Longest time one request may spend retrying."
+    )
     shards: int = Field(
         default=64,
         ge=1,
@@ -45,6 +60,21 @@ class IngestSettings(BaseSettings):
     chunk_tokens: int = Field(
         default=200, ge=16, description="Largest chunk, in tokens of the chunking tokenizer."
     )
+
+    def embedder_spec(self, model: str | None = None) -> EmbedderSpec:
+        """The provider configuration, for commands that embed outside a Dagster step."""
+        key = self.embedding_api_key
+        return EmbedderSpec(
+            provider=self.embedding_provider,
+            model=model or self.embedding_model,
+            url=self.embedding_url,
+            api_key=key.get_secret_value() if key else None,
+            batch_size=self.embedding_batch_size,
+            concurrency=self.embedding_concurrency,
+            timeout_s=self.embedding_timeout_s,
+            max_attempts=self.embedding_max_attempts,
+            deadline_s=self.embedding_deadline_s,
+        )
 
     @cached_property
     def resolved_home(self) -> Path:

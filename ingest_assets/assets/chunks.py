@@ -77,7 +77,7 @@ def build_chunks(
                             "documents_chunked": per_shard[(shard, "documents")],
                             "chunks_written": per_shard[(shard, "chunks")],
                             "tokens": per_shard[(shard, "tokens")],
-                            "documents_quarantined": per_shard[(shard, "quarantined")],
+                            "quarantined_while_chunking": per_shard[(shard, "quarantined")],
                             "seconds": round(seconds, 3),
                             "chunker": chunker.signature,
                             "sample_chunks": dg.MetadataValue.md(

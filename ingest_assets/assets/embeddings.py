@@ -3,6 +3,8 @@
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import dagster as dg
 import numpy as np
@@ -15,7 +17,10 @@ from ingest_assets.progress import ProgressListener, StageProgress
 from ingest_assets.resources.embeddings import EmbeddingResource
 from ingest_assets.resources.postgres import PostgresResource
 from ingest_assets.resources.providers import Embedder
+from ingest_assets.resources.providers.base import embed_isolating
+from ingest_assets.store.chunks import quarantine_texts
 from ingest_assets.store.vectors import (
+    DimensionMismatch,
     PendingText,
     count_pending_texts,
     coverage_by_shard,
@@ -24,19 +29,24 @@ from ingest_assets.store.vectors import (
     write_vectors,
 )
 
+_WRITE_QUEUE = 8  # embedded batches waiting for the database, at most
 
-async def embed_block(
-    embedder: Embedder, block: list[PendingText], max_items: int, max_tokens: int
-) -> np.ndarray:
-    """Embed one block of texts in length-sorted batches; rows come back in block order."""
-    order = sorted(range(len(block)), key=lambda i: block[i].token_count)
-    batches = batch_indices([block[i].token_count for i in order], max_items, max_tokens)
-    vectors = np.empty((len(block), embedder.dimension), dtype=np.float32)
-    for batch in batches:
-        positions = [order[i] for i in batch]
-        texts = [embedding_input(block[p].context, block[p].text) for p in positions]
-        vectors[positions] = await embedder.embed(texts)
-    return vectors
+
+@dataclass
+class EmbedOutcome:
+    per_shard: Counter[tuple[int, str]] = field(default_factory=Counter)
+    written: int = 0
+    rejected: dict[bytes, str] = field(default_factory=dict)  # text hash -> server's reason
+    error: BaseException | None = None
+
+
+def length_sorted_batches(
+    block: list[PendingText], max_items: int, max_tokens: int
+) -> Iterator[list[PendingText]]:
+    """Batches of similar length, so no request pads short texts to a long one's size."""
+    ordered = sorted(block, key=lambda p: p.token_count)
+    for batch in batch_indices([p.token_count for p in ordered], max_items, max_tokens):
+        yield [ordered[i] for i in batch]
 
 
 async def embed_source(
@@ -46,29 +56,65 @@ async def embed_source(
     table: str,
     source: str,
     shards: list[int],
-    settings: EmbeddingResource,
+    limits: EmbeddingResource,
     stage: StageProgress,
-) -> Counter[tuple[int, str]]:
-    """Embed and store the source's missing texts; the write of one block overlaps the
-    embedding of the next."""
-    counts: Counter[tuple[int, str]] = Counter()
+) -> EmbedOutcome:
+    """Stream the missing texts, keep `max_concurrency` requests in flight, and write each
+    finished batch while the next ones are being embedded."""
+    outcome = EmbedOutcome()
     stage.start(count_pending_texts(reader, table, source, shards))
-    write: asyncio.Future[int] | None = None
-    for block in pending_texts(reader, table, source, shards):
-        vectors = await embed_block(embedder, block, settings.batch_size, settings.max_batch_tokens)
-        if write is not None:
-            await write
-        hashes = [p.text_hash for p in block]
-        write = asyncio.ensure_future(
-            asyncio.to_thread(write_vectors, writer, table, hashes, vectors)
-        )
-        for pending in block:
-            counts[(pending.shard, "embedded")] += 1
-            counts[(pending.shard, "tokens")] += pending.token_count
-        stage.advance(len(block))
-    if write is not None:
-        await write
-    return counts
+    finished: asyncio.Queue[tuple[list[PendingText], np.ndarray] | None] = asyncio.Queue(
+        _WRITE_QUEUE
+    )
+
+    async def write_finished() -> None:
+        while (item := await finished.get()) is not None:
+            batch, vectors = item
+            hashes = [p.text_hash for p in batch]
+            outcome.written += await asyncio.to_thread(
+                write_vectors, writer, table, hashes, vectors
+            )
+            for pending in batch:
+                outcome.per_shard[(pending.shard, "embedded")] += 1
+                outcome.per_shard[(pending.shard, "tokens")] += pending.token_count
+
+    async def embed_batch(batch: list[PendingText]) -> None:
+        texts = [embedding_input(p.context, p.text) for p in batch]
+        try:
+            vectors, errors = await embed_isolating(embedder.embed, texts, embedder.dimension)
+        except BaseException as err:
+            outcome.error = outcome.error or err
+            return
+        finally:
+            slots.release()
+        for position, reason in errors.items():
+            outcome.rejected[batch[position].text_hash] = reason
+        keep = [i for i in range(len(batch)) if i not in errors]
+        if keep:
+            await finished.put(([batch[i] for i in keep], vectors[keep]))
+        stage.advance(len(batch))
+
+    slots = asyncio.Semaphore(embedder.max_concurrency)
+    writing = asyncio.create_task(write_finished())
+    in_flight: set[asyncio.Task[None]] = set()
+    try:
+        for block in pending_texts(reader, table, source, shards):
+            for batch in length_sorted_batches(block, limits.batch_size, limits.max_batch_tokens):
+                await slots.acquire()
+                if outcome.error is not None or writing.done():
+                    slots.release()
+                    break
+                task = asyncio.create_task(embed_batch(batch))
+                in_flight.add(task)
+                task.add_done_callback(in_flight.discard)
+            if outcome.error is not None or writing.done():
+                break
+        await asyncio.gather(*in_flight)
+    finally:
+        if not writing.done():
+            await finished.put(None)
+        await writing  # re-raises a database error from the writer
+    return outcome
 
 
 def build_embeddings(
@@ -98,39 +144,68 @@ def build_embeddings(
         embedder = embedding.embedder
         db = postgres.database()
         started = time.perf_counter()
-        embedded_total = 0
+        failures: list[str] = []
         with db.connect() as reader, db.connect(autocommit=True) as writer:
-            table = ensure_model_table(writer, embedder.model, embedder.dimension)
+            try:
+                table = ensure_model_table(writer, embedder.model, embedder.dimension)
+            except DimensionMismatch as err:
+                raise dg.Failure(str(err), allow_retries=False) from err
             for source_name, shards in shards_by_source(context.partition_keys).items():
                 stage = StageProgress(progress, context.log, "embedding")
-                counts = await embed_source(
+                outcome = await embed_source(
                     reader, writer, embedder, table, source_name, shards, embedding, stage
                 )
                 seconds = stage.finish()
-                embedded = sum(v for (_, kind), v in counts.items() if kind == "embedded")
-                embedded_total += embedded
+                quarantined = quarantine_texts(writer, source_name, shards, outcome.rejected)
+                if outcome.error is not None:
+                    failures.append(f"{source_name}: {outcome.error}")
                 coverage = coverage_by_shard(reader, table, source_name, shards)
                 for shard in shards:
+                    embedded = outcome.per_shard[(shard, "embedded")]
                     live, with_vector, distinct = coverage.get(shard, (0, 0, 0))
                     context.add_asset_metadata(
                         {
-                            "texts_embedded": counts[(shard, "embedded")],
-                            "texts_reused": max(distinct - counts[(shard, "embedded")], 0),
-                            "tokens_embedded": counts[(shard, "tokens")],
+                            "texts_embedded": embedded,
+                            "texts_reused": max(distinct - embedded, 0),
+                            "tokens_embedded": outcome.per_shard[(shard, "tokens")],
                             "chunks": live,
                             "chunks_with_vector": with_vector,
+                            "quarantined_while_embedding": dg.MetadataValue.md(
+                                "\n".join(f"- {r}" for _, s, r in quarantined if s == shard)
+                                or "none"
+                            ),
                             "model": embedder.model,
                             "vector_table": table,
+                            **_request_metadata(embedder, seconds),
                         },
                         partition_key=partition_key(source_name, shard),
                     )
-                context.log.info(f"{source_name}: embedded {embedded} texts in {seconds:.1f}s")
-        elapsed = time.perf_counter() - started
-        stats = embedder.stats
+                context.log.info(
+                    f"{source_name}: {outcome.written} vectors written, "
+                    f"{len(quarantined)} documents quarantined in {seconds:.1f}s"
+                )
         context.log.info(
-            f"embedding: {stats.requests} requests, {stats.texts} texts, "
-            f"{embedded_total / max(elapsed, 1e-9):.1f} texts/s"
+            f"embedding: {embedder.stats.requests} requests, retries "
+            f"{dict(embedder.stats.retries)}, {time.perf_counter() - started:.1f}s"
         )
+        if failures:
+            raise dg.Failure(
+                "embedding failed; vectors stored so far are kept and a re-run embeds only "
+                "what is missing:\n" + "\n".join(failures),
+                metadata=_request_metadata(embedder, time.perf_counter() - started),
+            )
         return dg.MaterializeResult()
 
     return embeddings
+
+
+def _request_metadata(embedder: Embedder, seconds: float) -> dict[str, object]:
+    """The step's request statistics (shared by every partition of the step)."""
+    stats = embedder.stats
+    return {
+        "requests": stats.requests,
+        "retries": dg.MetadataValue.json(dict(stats.retries)),
+        "latency_p50_ms": round(stats.latency_percentile(50) * 1000, 1),
+        "latency_p95_ms": round(stats.latency_percentile(95) * 1000, 1),
+        "texts_per_second": round(stats.texts / max(seconds, 1e-9), 1),
+    }

@@ -25,6 +25,10 @@ class EmbeddingResource(dg.ConfigurableResource):
     dimension: int | None = Field(
         default=None, description="Vector size, only for providers that cannot report it."
     )
+    concurrency: int = Field(default=4, ge=1, description="Requests in flight at once.")
+    timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one request.")
+    max_attempts: int = Field(default=6, ge=1, description="Tries per request.")
+    deadline_s: float = Field(default=600.0, gt=0, description="Retry budget per request.")
 
     _embedder: Embedder | None = PrivateAttr(default=None)
 
@@ -36,6 +40,10 @@ class EmbeddingResource(dg.ConfigurableResource):
             api_key=self.api_key,
             batch_size=self.batch_size,
             dimension=self.dimension,
+            concurrency=self.concurrency,
+            timeout_s=self.timeout_s,
+            max_attempts=self.max_attempts,
+            deadline_s=self.deadline_s,
         )
 
     @contextlib.asynccontextmanager

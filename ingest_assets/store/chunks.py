@@ -104,3 +104,25 @@ def quarantine_document(conn: psycopg.Connection, id: str, reason: str) -> None:
         (reason, id),
     )
     conn.execute("DELETE FROM chunks WHERE document_id = %s", (id,))
+
+
+def quarantine_texts(
+    conn: psycopg.Connection, source: str, shards: Sequence[int], rejected: dict[bytes, str]
+) -> list[tuple[str, int, str]]:
+    """Quarantine the source's documents holding a chunk text the model refused, removing
+    their chunks so the index stays complete. Returns (doc_id, shard, reason) for each."""
+    if not rejected:
+        return []
+    with conn.transaction():
+        rows = conn.execute(
+            "UPDATE documents d SET quarantined_at = now(), updated_at = now(), "
+            " last_error = d.doc_id || ': embedding rejected chunk ' || c.ordinal"
+            " || ': ' || v.reason "
+            "FROM chunks c, unnest(%s::bytea[], %s::text[]) AS v(text_hash, reason) "
+            "WHERE c.text_hash = v.text_hash AND d.id = c.document_id AND d.source = %s "
+            "AND d.shard = ANY(%s) AND d.deleted_at IS NULL "
+            "RETURNING d.id, d.doc_id, d.shard, d.last_error",
+            (list(rejected), list(rejected.values()), source, list(shards)),
+        ).fetchall()
+        conn.execute("DELETE FROM chunks WHERE document_id = ANY(%s)", ([r[0] for r in rows],))
+    return [(r[1], r[2], r[3]) for r in rows]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -12,6 +13,14 @@ import numpy as np
 
 class EmbeddingError(Exception):
     """The embedding provider failed or returned something unusable."""
+
+
+class BatchTooLarge(EmbeddingError):
+    """The server refused the request's size (HTTP 413): split the batch."""
+
+
+class InputRejected(EmbeddingError):
+    """The server refused the request's content (HTTP 400): some input in it is poison."""
 
 
 @dataclass(frozen=True)
@@ -24,19 +33,28 @@ class EmbedderSpec:
     api_key: str | None = field(default=None, repr=False)
     batch_size: int = 32
     dimension: int | None = None  # only for providers that cannot report it (hashing)
+    concurrency: int = 4
+    timeout_s: float = 60.0
+    max_attempts: int = 6
+    deadline_s: float = 600.0
+    backoff_s: float = 0.5
 
 
 @dataclass
 class EmbedderStats:
     requests: int = 0
     texts: int = 0
-    tokens: int = 0
-    seconds: float = 0.0
+    retries: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+
+    def latency_percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies, q)) if self.latencies else 0.0
 
 
 class Embedder(Protocol):
     model: str
     dimension: int
+    max_concurrency: int
     stats: EmbedderStats
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -55,6 +73,24 @@ def check_vectors(vectors: np.ndarray, count: int, dimension: int) -> np.ndarray
     return vectors.astype(np.float32, copy=False)
 
 
+async def embed_isolating(
+    embed: Callable[[Sequence[str]], Awaitable[np.ndarray]], texts: Sequence[str], dimension: int
+) -> tuple[np.ndarray, dict[int, str]]:
+    """Embed `texts`, splitting batches the server finds too large and bisecting rejected
+    ones down to the poison inputs. Returns the vectors (zero rows where rejected) and
+    {position: the server's reason} for each rejected input."""
+    try:
+        return await embed(texts), {}
+    except (BatchTooLarge, InputRejected) as err:
+        if len(texts) == 1:
+            return np.zeros((1, dimension), dtype=np.float32), {0: str(err)}
+    middle = len(texts) // 2
+    left, left_errors = await embed_isolating(embed, texts[:middle], dimension)
+    right, right_errors = await embed_isolating(embed, texts[middle:], dimension)
+    errors = {**left_errors, **{middle + i: reason for i, reason in right_errors.items()}}
+    return np.concatenate([left, right]), errors
+
+
 @contextlib.asynccontextmanager
 async def open_embedder(spec: EmbedderSpec) -> AsyncIterator[Embedder]:
     """Open the provider named in `spec` for the duration of the block."""
@@ -66,7 +102,13 @@ async def open_embedder(spec: EmbedderSpec) -> AsyncIterator[Embedder]:
         from ingest_assets.resources.providers.hashing import HashingEmbedder
 
         yield HashingEmbedder(spec)
+    elif spec.provider in ("openai", "tei", "ollama"):
+        from ingest_assets.resources.providers.http import open_http_embedder
+
+        async with open_http_embedder(spec) as embedder:
+            yield embedder
     else:
         raise EmbeddingError(
-            f"embedding provider {spec.provider!r} is not available yet; use 'local' or 'hashing'"
+            f"unknown embedding provider {spec.provider!r}; "
+            "use local, hashing, openai, tei or ollama"
         )

@@ -18,11 +18,12 @@ class HashingEmbedder:
         self.model = spec.model
         self.dimension = spec.dimension or DEFAULT_DIMENSION
         self.stats = EmbedderStats()
+        self.max_concurrency = 1
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         started = time.perf_counter()
         vectors = hashed_vectors(texts, self.dimension)
         self.stats.requests += 1
         self.stats.texts += len(texts)
-        self.stats.seconds += time.perf_counter() - started
+        self.stats.latencies.append(time.perf_counter() - started)
         return check_vectors(vectors, len(texts), self.dimension)

@@ -45,14 +45,19 @@ class LocalEmbedder:
         self.model = model_name
         self._model = model
         self._batch_size = batch_size
-        self.dimension = int(model.get_sentence_embedding_dimension())
+        dimension = getattr(model, "get_embedding_dimension", None)  # sentence-transformers >= 6
+        self.dimension = int((dimension or model.get_sentence_embedding_dimension)())
         self.stats = EmbedderStats()
+        self.max_concurrency = 1  # one encode() at a time already uses every core
 
     @classmethod
     async def load(cls, spec: EmbedderSpec) -> LocalEmbedder:
         path = model_path(spec.model)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        # The weight-loading progress bar would break through the CLI's own progress display.
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as err:
@@ -75,5 +80,5 @@ class LocalEmbedder:
         )
         self.stats.requests += 1
         self.stats.texts += len(texts)
-        self.stats.seconds += time.perf_counter() - started
+        self.stats.latencies.append(time.perf_counter() - started)
         return check_vectors(np.asarray(vectors), len(texts), self.dimension)

@@ -1,0 +1,196 @@
+"""Embedding servers over HTTP: OpenAI-compatible, Hugging Face TEI and Ollama.
+
+One pooled httpx.AsyncClient per step. Each request is retried on 429, 5xx, timeouts and
+connection errors with exponential backoff and full jitter (Retry-After wins when the server
+sends it), within a bounded number of attempts and an overall deadline. A 413 or a 400 are not
+retried: they are raised as BatchTooLarge / InputRejected for the caller to split or bisect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+
+from ingest_assets.resources.providers.base import (
+    BatchTooLarge,
+    EmbedderSpec,
+    EmbedderStats,
+    EmbeddingError,
+    InputRejected,
+    check_vectors,
+)
+
+_RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+_MAX_BACKOFF_S = 30.0
+
+
+@dataclass(frozen=True)
+class Api:
+    """Where one provider's endpoint is and how its requests and responses look."""
+
+    name: str
+    path: str
+
+    def payload(self, model: str, texts: Sequence[str], base64_ok: bool) -> dict[str, Any]:
+        if self.name == "openai":
+            body: dict[str, Any] = {"model": model, "input": list(texts)}
+            if base64_ok:
+                body["encoding_format"] = "base64"
+            return body
+        if self.name == "tei":
+            return {"inputs": list(texts), "normalize": True, "truncate": True}
+        return {"model": model, "input": list(texts)}
+
+    def vectors(self, body: Any) -> list[Any]:
+        if self.name == "openai":
+            rows = sorted(body["data"], key=lambda row: row["index"])
+            return [_decode(row["embedding"]) for row in rows]
+        if self.name == "tei":
+            return list(body)
+        return list(body["embeddings"])
+
+
+def _decode(embedding: Any) -> Any:
+    if isinstance(embedding, str):
+        return np.frombuffer(base64.b64decode(embedding), dtype="<f4")
+    return embedding
+
+
+APIS = {
+    "openai": Api("openai", "/v1/embeddings"),
+    "tei": Api("tei", "/embed"),
+    "ollama": Api("ollama", "/api/embed"),
+}
+
+
+def endpoint(base_url: str, api: Api) -> str:
+    base = base_url.rstrip("/")
+    if api.name == "openai" and base.endswith("/v1"):
+        return base + "/embeddings"  # https://api.openai.com/v1 style base URLs
+    return base + api.path
+
+
+class HttpEmbedder:
+    def __init__(self, spec: EmbedderSpec, client: httpx.AsyncClient, api: Api):
+        if not spec.url:
+            raise EmbeddingError(f"provider {spec.provider!r} needs INGEST_EMBEDDING_URL")
+        self.model = spec.model
+        self.dimension = 0
+        self.stats = EmbedderStats()
+        self.max_concurrency = spec.concurrency
+        self._spec = spec
+        self._client = client
+        self._api = api
+        self._url = endpoint(spec.url, api)
+        self._base64 = api.name == "openai"
+        self._random = random.Random()
+
+    async def probe(self) -> None:
+        """Ask for one vector to learn the model's dimension before anything is written."""
+        self.dimension = (await self._request(["dimension probe"])).shape[1]
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        vectors = await self._request(texts)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1.0, norms)
+
+    async def _request(self, texts: Sequence[str]) -> np.ndarray:
+        deadline = time.monotonic() + self._spec.deadline_s
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            outcome, retry_after = await self._attempt(texts)
+            self.stats.latencies.append(time.perf_counter() - started)
+            self.stats.requests += 1
+            if isinstance(outcome, np.ndarray):
+                self.stats.texts += len(texts)
+                return outcome
+            delay = retry_after if retry_after is not None else self._backoff(attempt)
+            if attempt >= self._spec.max_attempts or time.monotonic() + delay > deadline:
+                raise EmbeddingError(
+                    f"{self._api.name} server at {self._spec.url} failed {attempt} times, "
+                    f"last with {outcome}; giving up"
+                )
+            self.stats.retries[outcome.split(":")[0]] += 1
+            await asyncio.sleep(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(_MAX_BACKOFF_S, self._spec.backoff_s * 2 ** (attempt - 1))
+        return self._random.uniform(0, ceiling)
+
+    async def _attempt(self, texts: Sequence[str]) -> tuple[np.ndarray | str, float | None]:
+        """One request: (vectors, None) on success, else (retryable cause, Retry-After)."""
+        headers = {"Authorization": f"Bearer {self._spec.api_key}"} if self._spec.api_key else {}
+        payload = self._api.payload(self.model, texts, self._base64)
+        try:
+            response = await self._client.post(self._url, json=payload, headers=headers)
+        except httpx.TimeoutException:
+            return "timeout", None
+        except httpx.TransportError as err:
+            return f"connection: {type(err).__name__}", None
+        if response.status_code in _RETRYABLE_STATUS:
+            return f"{response.status_code}", _retry_after(response)
+        message = self._error_message(response)
+        if response.status_code == 413:
+            raise BatchTooLarge(message)
+        if response.status_code == 400 and self._base64 and "encoding_format" in message:
+            self._base64 = False  # the server speaks floats only; ask again without base64
+            return "encoding_format", 0.0
+        if response.status_code in (400, 422):
+            raise InputRejected(message)
+        if response.status_code >= 400:
+            raise EmbeddingError(f"{self._api.name} server answered {message}")
+        try:
+            vectors = np.asarray(self._api.vectors(response.json()), dtype=np.float32)
+            dimension = self.dimension or (vectors.shape[1] if vectors.ndim == 2 else 0)
+            return check_vectors(vectors, len(texts), dimension), None
+        except (ValueError, KeyError, TypeError, IndexError, EmbeddingError) as err:
+            # A garbled answer (wrong count or dimension, NaN) is retried like a 5xx.
+            return f"invalid_response: {err}", None
+
+    def _error_message(self, response: httpx.Response) -> str:
+        text = response.text[:500]
+        try:
+            body = response.json()
+            error = body.get("error", body) if isinstance(body, dict) else body
+            if isinstance(error, dict):
+                error = error.get("message", error)
+            text = str(error)[:500]
+        except ValueError:
+            pass
+        if self._spec.api_key:
+            text = text.replace(self._spec.api_key, "***")
+        return f"HTTP {response.status_code}: {text}"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return min(max(float(value), 0.0), _MAX_BACKOFF_S * 4)
+    except ValueError:
+        return None  # an HTTP date: fall back to our own backoff
+
+
+@contextlib.asynccontextmanager
+async def open_http_embedder(spec: EmbedderSpec) -> AsyncIterator[HttpEmbedder]:
+    limits = httpx.Limits(
+        max_connections=spec.concurrency, max_keepalive_connections=spec.concurrency
+    )
+    timeout = httpx.Timeout(spec.timeout_s, connect=min(10.0, spec.timeout_s))
+    async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+        embedder = HttpEmbedder(spec, client, APIS[spec.provider])
+        await embedder.probe()
+        embedder.stats = EmbedderStats()  # the probe is not part of the step's work
+        yield embedder
