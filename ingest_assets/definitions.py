@@ -45,6 +45,7 @@ def build_resources(settings: IngestSettings) -> dict[str, dg.ConfigurableResour
             timeout_s=settings.embedding_timeout_s,
             max_attempts=settings.embedding_max_attempts,
             deadline_s=settings.embedding_deadline_s,
+            backoff_s=settings.embedding_backoff_s,
         ),
     }
 

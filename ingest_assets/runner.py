@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 
@@ -92,6 +93,15 @@ def run_source(
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:
     for event in result.all_events:
-        if event.is_step_failure and event.step_failure_data.error is not None:
-            return f"step {event.step_key} failed: {event.step_failure_data.error.message.strip()}"
+        error = getattr(event.event_specific_data, "error", None)
+        if error is not None:
+            where = f"step {event.step_key}" if event.step_key else "the run"
+            return f"{where} failed: {_root_cause(error)}"
     return "the run failed; see its logs in the Dagster UI"
+
+
+def _root_cause(error: Any) -> str:
+    """The innermost error's message: ours, not Dagster's wrapper around it."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()

@@ -50,6 +50,9 @@ class IngestSettings(BaseSettings):
     embedding_deadline_s: float = Field(
         default=600.0, gt=0, description="Longest time one request may spend retrying."
     )
+    embedding_backoff_s: float = Field(
+        default=0.5, ge=0, description="First retry's backoff ceiling; doubles per attempt."
+    )
     shards: int = Field(
         default=64,
         ge=1,
@@ -74,6 +77,7 @@ class IngestSettings(BaseSettings):
             timeout_s=self.embedding_timeout_s,
             max_attempts=self.embedding_max_attempts,
             deadline_s=self.embedding_deadline_s,
+            backoff_s=self.embedding_backoff_s,
         )
 
     @cached_property

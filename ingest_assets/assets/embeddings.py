@@ -16,7 +16,7 @@ from ingest_assets.partitions import partition_key, shards_by_source
 from ingest_assets.progress import ProgressListener, StageProgress
 from ingest_assets.resources.embeddings import EmbeddingResource
 from ingest_assets.resources.postgres import PostgresResource
-from ingest_assets.resources.providers import Embedder
+from ingest_assets.resources.providers import Embedder, EmbeddingError
 from ingest_assets.resources.providers.base import embed_isolating
 from ingest_assets.store.chunks import quarantine_texts
 from ingest_assets.store.vectors import (
@@ -142,6 +142,10 @@ def build_embeddings(
     ) -> dg.MaterializeResult:
         """Vectors of every live chunk text for the active model, each distinct text once."""
         embedder = embedding.embedder
+        try:
+            await embedder.prepare()
+        except EmbeddingError as err:
+            raise dg.Failure(f"embedding server unavailable: {err}") from err
         db = postgres.database()
         started = time.perf_counter()
         failures: list[str] = []

@@ -29,6 +29,7 @@ class EmbeddingResource(dg.ConfigurableResource):
     timeout_s: float = Field(default=60.0, gt=0, description="Timeout of one request.")
     max_attempts: int = Field(default=6, ge=1, description="Tries per request.")
     deadline_s: float = Field(default=600.0, gt=0, description="Retry budget per request.")
+    backoff_s: float = Field(default=0.5, ge=0, description="First retry's backoff ceiling.")
 
     _embedder: Embedder | None = PrivateAttr(default=None)
 
@@ -44,13 +45,14 @@ class EmbeddingResource(dg.ConfigurableResource):
             timeout_s=self.timeout_s,
             max_attempts=self.max_attempts,
             deadline_s=self.deadline_s,
+            backoff_s=self.backoff_s,
         )
 
     @contextlib.asynccontextmanager
     async def yield_for_execution(  # type: ignore[override]  # async form: Dagster 1.13 awaits it
         self, context: dg.InitResourceContext
     ) -> AsyncIterator[EmbeddingResource]:
-        async with open_embedder(self.spec()) as embedder:
+        async with open_embedder(self.spec(), prepare=False) as embedder:
             self._embedder = embedder
             try:
                 yield self

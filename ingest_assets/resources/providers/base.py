@@ -57,6 +57,10 @@ class Embedder(Protocol):
     max_concurrency: int
     stats: EmbedderStats
 
+    async def prepare(self) -> None:
+        """Talk to the provider once (learn the dimension); called before the first embed."""
+        ...
+
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         """One L2-normalised float32 row per text, in order."""
         ...
@@ -92,12 +96,16 @@ async def embed_isolating(
 
 
 @contextlib.asynccontextmanager
-async def open_embedder(spec: EmbedderSpec) -> AsyncIterator[Embedder]:
-    """Open the provider named in `spec` for the duration of the block."""
+async def open_embedder(spec: EmbedderSpec, *, prepare: bool = True) -> AsyncIterator[Embedder]:
+    """Open the provider named in `spec` for the duration of the block. With prepare=False
+    nothing goes over the network until the caller's `prepare()`, so an unreachable server
+    fails the step that needs it, not the start of the run."""
+    embedder: Embedder
     if spec.provider == "local":
         from ingest_assets.resources.providers.local import LocalEmbedder
 
-        yield await LocalEmbedder.load(spec)
+        embedder = await LocalEmbedder.load(spec)
+        yield embedder
     elif spec.provider == "hashing":
         from ingest_assets.resources.providers.hashing import HashingEmbedder
 
@@ -106,6 +114,8 @@ async def open_embedder(spec: EmbedderSpec) -> AsyncIterator[Embedder]:
         from ingest_assets.resources.providers.http import open_http_embedder
 
         async with open_http_embedder(spec) as embedder:
+            if prepare:
+                await embedder.prepare()
             yield embedder
     else:
         raise EmbeddingError(

@@ -20,6 +20,9 @@ class HashingEmbedder:
         self.stats = EmbedderStats()
         self.max_concurrency = 1
 
+    async def prepare(self) -> None:
+        pass
+
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         started = time.perf_counter()
         vectors = hashed_vectors(texts, self.dimension)

@@ -94,9 +94,24 @@ class HttpEmbedder:
         self._base64 = api.name == "openai"
         self._random = random.Random()
 
-    async def probe(self) -> None:
-        """Ask for one vector to learn the model's dimension before anything is written."""
-        self.dimension = (await self._request(["dimension probe"])).shape[1]
+    async def prepare(self) -> None:
+        """Learn the model's dimension before anything is written: two answers must agree,
+        so one garbled response cannot size the vector table. Not counted in the stats."""
+        if self.dimension:
+            return
+        stats, self.stats = self.stats, EmbedderStats()
+        try:
+            self.dimension = await self._probe()
+        finally:
+            self.stats = stats
+
+    async def _probe(self) -> int:
+        for _ in range(self._spec.max_attempts):
+            first = (await self._request(["dimension probe"])).shape[1]
+            second = (await self._request(["second dimension probe"])).shape[1]
+            if first == second:
+                return first
+        raise EmbeddingError(f"{self._api.name} server keeps changing its vector dimension")
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         vectors = await self._request(texts)
@@ -190,7 +205,4 @@ async def open_http_embedder(spec: EmbedderSpec) -> AsyncIterator[HttpEmbedder]:
     )
     timeout = httpx.Timeout(spec.timeout_s, connect=min(10.0, spec.timeout_s))
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-        embedder = HttpEmbedder(spec, client, APIS[spec.provider])
-        await embedder.probe()
-        embedder.stats = EmbedderStats()  # the probe is not part of the step's work
-        yield embedder
+        yield HttpEmbedder(spec, client, APIS[spec.provider])

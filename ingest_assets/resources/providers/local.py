@@ -67,6 +67,9 @@ class LocalEmbedder:
         model = await asyncio.to_thread(SentenceTransformer, str(path), device="cpu")
         return cls(spec.model, model, spec.batch_size)
 
+    async def prepare(self) -> None:
+        pass  # loaded in load(); the dimension is known
+
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         started = time.perf_counter()
         # encode() sorts by length inside its batches; run it off the event loop.
