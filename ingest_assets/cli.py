@@ -24,13 +24,18 @@ from ingest_assets.runner import RunSummary, register, run_source
 from ingest_assets.settings import IngestSettings
 from ingest_assets.sources.registry import (
     InvalidSourceName,
+    RegistryError,
     SourceRecord,
     default_source_name,
+    load_registry,
+    remove_from_registry,
+    upsert_registry,
     validate_source_name,
 )
 from ingest_assets.store.search import Hit, search
+from ingest_assets.store.sources import delete_source
 from ingest_assets.store.status import source_status
-from ingest_assets.store.vectors import model_table
+from ingest_assets.store.vectors import drop_model, list_models, model_table
 
 console = Console(stderr=True)
 out = Console()
@@ -108,7 +113,7 @@ def run(path: Path, name: str | None, verbose: bool) -> None:
     db_url = database_url(settings)
     db = open_database(settings)
     instance = open_instance(settings, db_url)
-    register(db, instance, SourceRecord(source, "folder", str(path.resolve())))
+    register(settings, db, instance, SourceRecord(source, "folder", str(path.resolve())))
     columns = (
         TextColumn("{task.description:<10}"),
         BarColumn(),
@@ -224,6 +229,92 @@ def status(as_json: bool) -> None:
         )
     out.print(table)
     out.print(f"model: {settings.embedding_model} ({settings.embedding_provider})")
+
+
+@main.group()
+def source() -> None:
+    """Manage the source registry (sources.yaml); the sources sensor picks changes up."""
+
+
+@source.command(name="add")
+@click.argument("name")
+@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def source_add(name: str, path: Path) -> None:
+    """Declare folder PATH as source NAME (ingested by the sensors, or `ingest run`)."""
+    settings = _settings()
+    try:
+        record = SourceRecord(validate_source_name(name), "folder", str(path.resolve()))
+    except InvalidSourceName as err:
+        raise click.ClickException(str(err)) from err
+    upsert_registry(settings.sources_path, record)
+    console.print(f"source {name} -> {record.location} (in {settings.sources_path})")
+
+
+@source.command(name="list")
+@click.option("--json", "as_json", is_flag=True)
+def source_list(as_json: bool) -> None:
+    """List the declared sources."""
+    records = _registry(_settings())
+    if as_json:
+        out.print_json(json.dumps([r.__dict__ for r in records]))
+        return
+    for record in records:
+        out.print(f"{record.name}\t{record.kind}\t{record.location}")
+
+
+@source.command(name="remove")
+@click.argument("name")
+def source_remove(name: str) -> None:
+    """Remove source NAME: its documents leave search; its partitions go at the next tick."""
+    settings = _settings()
+    if not remove_from_registry(settings.sources_path, name):
+        raise click.ClickException(f"no source named {name!r} in {settings.sources_path}")
+    with open_database(settings).connect() as conn:
+        removed = delete_source(conn, name)
+    console.print(f"removed source {name} ({removed} documents)")
+
+
+def _registry(settings: IngestSettings) -> list[SourceRecord]:
+    try:
+        return load_registry(settings.sources_path)
+    except RegistryError as err:
+        raise click.ClickException(str(err)) from err
+
+
+@main.group()
+def model() -> None:
+    """Embedding models with stored vectors."""
+
+
+@model.command(name="list")
+def model_list() -> None:
+    """Models with a vector table, their dimension and vector count."""
+    settings = _settings()
+    with open_database(settings).connect() as conn:
+        rows = list_models(conn)
+    table = Table("model", "dimension", "vectors", "table", "active")
+    for name, dimension, table_name, count in rows:
+        active = "yes" if name == settings.embedding_model else ""
+        table.add_row(name, str(dimension), str(count), table_name, active)
+    out.print(table)
+
+
+@model.command(name="drop")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def model_drop(name: str, yes: bool) -> None:
+    """Drop model NAME's vectors (the active model's are kept unless you switch first)."""
+    settings = _settings()
+    if name == settings.embedding_model:
+        raise click.ClickException(
+            f"{name!r} is the active model; switch models before dropping it"
+        )
+    if not yes:
+        click.confirm(f"Drop every vector of model {name!r}?", abort=True)
+    with open_database(settings).connect() as conn:
+        if not drop_model(conn, name):
+            raise click.ClickException(f"no vectors stored for model {name!r}")
+    console.print(f"dropped model {name}")
 
 
 @main.command()

@@ -6,6 +6,7 @@ import warnings
 
 import dagster as dg
 
+from ingest_assets.assets.checks import build_checks
 from ingest_assets.assets.chunks import build_chunks
 from ingest_assets.assets.embeddings import build_embeddings
 from ingest_assets.assets.raw_documents import build_raw_documents
@@ -14,9 +15,11 @@ from ingest_assets.partitions import build_partitions
 from ingest_assets.progress import NoProgress, ProgressListener
 from ingest_assets.resources.embeddings import EmbeddingResource
 from ingest_assets.resources.postgres import PostgresResource
+from ingest_assets.sensors import build_sensors
 from ingest_assets.settings import IngestSettings
 
 INGEST_JOB = "ingest_job"
+CHECKS_JOB = "index_checks"
 
 # BackfillPolicy is beta in Dagster 1.13; the design relies on it to batch shards into runs.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
@@ -64,6 +67,7 @@ def build_definitions(
         build_chunks(partitions, chunker, STAGE_RETRY_POLICY, backfill_policy),
         build_embeddings(partitions, model_version, STAGE_RETRY_POLICY, backfill_policy),
     ]
+    checks = build_checks(settings.embedding_model)
     ingest_job = dg.define_asset_job(
         INGEST_JOB,
         selection=dg.AssetSelection.assets(*assets),
@@ -71,9 +75,17 @@ def build_definitions(
         executor_def=dg.in_process_executor,
         description="Carries shards from source documents to stored embeddings in one process.",
     )
+    checks_job = dg.define_asset_job(
+        CHECKS_JOB,
+        selection=dg.AssetSelection.checks(*checks),
+        executor_def=dg.in_process_executor,
+        description="Runs the index checks alone, e.g. after a hand edit or a backfill.",
+    )
     return dg.Definitions(
         assets=assets,
-        jobs=[ingest_job],
+        asset_checks=checks,
+        jobs=[ingest_job, checks_job],
+        sensors=build_sensors(settings, ingest_job),
         resources={**build_resources(settings), "progress": progress or NoProgress()},
     )
 

@@ -14,7 +14,7 @@ from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, source_range
 from ingest_assets.progress import ProgressListener
 from ingest_assets.resources.postgres import Database
 from ingest_assets.settings import IngestSettings
-from ingest_assets.sources.registry import SourceRecord
+from ingest_assets.sources.registry import SourceRecord, upsert_registry
 from ingest_assets.store.documents import quarantined_documents
 from ingest_assets.store.sources import register_source
 
@@ -42,8 +42,12 @@ class RunSummary:
     error: str | None = None
 
 
-def register(db: Database, instance: dg.DagsterInstance, record: SourceRecord) -> None:
-    """Record the source and add its partition key, so the UI lists its shards."""
+def register(
+    settings: IngestSettings, db: Database, instance: dg.DagsterInstance, record: SourceRecord
+) -> None:
+    """Declare the source in the registry file and the database, and add its partition key
+    so the UI lists its shards at once (the sources sensor would, within a tick)."""
+    upsert_registry(settings.sources_path, record)
     with db.connect() as conn:
         register_source(conn, record)
         conn.commit()

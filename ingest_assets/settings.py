@@ -60,6 +60,12 @@ class IngestSettings(BaseSettings):
         description="Hash buckets per source. Fixed for a deployment: changing it reshuffles "
         "every document into a different partition.",
     )
+    sources_file: Path | None = Field(
+        default=None, description="YAML registry of sources; default: sources.yaml under home."
+    )
+    sensor_interval_s: int = Field(
+        default=30, ge=1, description="Seconds between the sources and change sensors' ticks."
+    )
     chunk_tokens: int = Field(
         default=200, ge=16, description="Largest chunk, in tokens of the chunking tokenizer."
     )
@@ -83,6 +89,10 @@ class IngestSettings(BaseSettings):
     @cached_property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
+
+    @property
+    def sources_path(self) -> Path:
+        return (self.sources_file or self.resolved_home / "sources.yaml").expanduser().resolve()
 
     @property
     def dagster_home(self) -> Path:

@@ -69,7 +69,7 @@ class Ingest:
         self, folder: Path, name: str = "docs", settings: IngestSettings | None = None
     ) -> RunSummary:
         settings = settings or self.settings
-        register(self.db, self.instance, SourceRecord(name, "folder", str(folder)))
+        register(settings, self.db, self.instance, SourceRecord(name, "folder", str(folder)))
         return run_source(settings, self.db, self.instance, name)
 
 

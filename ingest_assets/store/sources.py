@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import psycopg
 
 from ingest_assets.sources.registry import SourceRecord
@@ -27,3 +29,26 @@ def get_source(conn: psycopg.Connection, name: str) -> SourceRecord | None:
 def list_sources(conn: psycopg.Connection) -> list[SourceRecord]:
     rows = conn.execute("SELECT name, kind, location FROM sources ORDER BY name").fetchall()
     return [SourceRecord(*row) for row in rows]
+
+
+def delete_source(conn: psycopg.Connection, name: str) -> int:
+    """Forget a source and its documents and chunks (vectors stay: other texts may share them).
+    Returns the number of documents removed."""
+    with conn.transaction():
+        removed = conn.execute("DELETE FROM documents WHERE source = %s", (name,)).rowcount
+        conn.execute("DELETE FROM sources WHERE name = %s", (name,))
+    return removed
+
+
+def document_fingerprints(
+    conn: psycopg.Connection, source: str
+) -> Iterator[tuple[str, int, str | None]]:
+    """(doc_id, shard, fingerprint) of the source's live documents, streamed."""
+    with conn.cursor(name="document_fingerprints") as cur:
+        cur.itersize = 5000
+        cur.execute(
+            "SELECT doc_id, shard, fingerprint FROM documents "
+            "WHERE source = %s AND deleted_at IS NULL",
+            (source,),
+        )
+        yield from cur

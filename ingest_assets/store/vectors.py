@@ -136,3 +136,26 @@ def coverage_by_shard(
         (source, list(shards)),
     )
     return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+
+def list_models(conn: psycopg.Connection) -> list[tuple[str, int, str, int]]:
+    """(model, dimension, table, vectors) of every model with a vector table."""
+    models = conn.execute(
+        "SELECT name, dimension, table_name FROM embedding_models ORDER BY name"
+    ).fetchall()
+    counted = []
+    for name, dimension, table in models:
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+        counted.append((name, dimension, table, row.fetchone()[0]))  # type: ignore[index]
+    return counted
+
+
+def drop_model(conn: psycopg.Connection, model: str) -> bool:
+    """Drop a model's vector table and its record; False when the model is unknown."""
+    found = model_table(conn, model)
+    if found is None:
+        return False
+    with conn.transaction():
+        conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(found[0])))
+        conn.execute("DELETE FROM embedding_models WHERE name = %s", (model,))
+    return True

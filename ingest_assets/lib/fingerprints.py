@@ -1,0 +1,38 @@
+"""Digests of a shard's (document id, fingerprint) pairs: equal digests, nothing changed."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+
+def shard_digests(entries: Iterable[tuple[str, int, str | None]]) -> dict[int, str]:
+    """shard -> digest of its sorted (doc_id, fingerprint) pairs; shards with no documents
+    are absent. Order of `entries` does not matter."""
+    by_shard: dict[int, list[tuple[str, str]]] = {}
+    for doc_id, shard, fingerprint in entries:
+        by_shard.setdefault(shard, []).append((doc_id, fingerprint or ""))
+    digests = {}
+    for shard, pairs in by_shard.items():
+        digest = hashlib.sha1()
+        for doc_id, fingerprint in sorted(pairs):
+            digest.update(doc_id.encode("utf-8", "surrogateescape") + b"\x00")
+            digest.update(fingerprint.encode() + b"\x01")
+        digests[shard] = digest.hexdigest()[:16]
+    return digests
+
+
+def changed_shards(listed: dict[int, str], stored: dict[int, str]) -> list[int]:
+    """Shards whose documents were added, changed or deleted since they were stored."""
+    return sorted(s for s in listed.keys() | stored.keys() if listed.get(s) != stored.get(s))
+
+
+def contiguous_ranges(shards: list[int]) -> list[tuple[int, int]]:
+    """[1, 2, 3, 7, 9, 10] -> [(1, 3), (7, 7), (9, 10)]: each range is one ranged run."""
+    ranges: list[tuple[int, int]] = []
+    for shard in sorted(shards):
+        if ranges and shard == ranges[-1][1] + 1:
+            ranges[-1] = (ranges[-1][0], shard)
+        else:
+            ranges.append((shard, shard))
+    return ranges
