@@ -1,0 +1,119 @@
+"""Model switches (stale partitions, a table per model) and the index asset checks."""
+
+from __future__ import annotations
+
+import dagster as dg
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._core.loader import LoadingContextForTest
+
+from ingest_assets.definitions import CHECKS_JOB, build_definitions
+from ingest_assets.lib.hashed_vectors import hashed_vectors
+from ingest_assets.partitions import partition_key
+from ingest_assets.store.search import search
+from ingest_assets.store.vectors import list_models, vector_table_name
+
+
+def make_folder(tmp_path):
+    root = tmp_path / "docs"
+    root.mkdir()
+    for i in range(8):
+        (root / f"note-{i}.md").write_text(f"# Note {i}\n\nGlaciers carve valley number {i}.\n")
+    return root
+
+
+def stale_status(instance, settings, asset: str, key: str) -> StaleStatus:
+    graph = build_definitions(settings).resolve_asset_graph()
+    resolver = CachingStaleStatusResolver(instance, graph, LoadingContextForTest(instance))
+    return resolver.get_status(dg.AssetKey(asset), key)
+
+
+def check_results(instance, settings) -> dict[str, bool]:
+    result = (
+        build_definitions(settings)
+        .resolve_job_def(CHECKS_JOB)
+        .execute_in_process(instance=instance)
+    )
+    evaluations = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    return {e.check_name: e.passed for e in evaluations}
+
+
+def test_model_change_marks_embeddings_stale_and_fills_a_new_table(
+    ingest, settings, db, instance, tmp_path
+):
+    folder = make_folder(tmp_path)
+    ingest(folder)
+    key = partition_key("docs", 0)
+    assert stale_status(instance, settings, "embeddings", key) == StaleStatus.FRESH
+
+    new_model = settings.model_copy(update={"embedding_model": "hashing-384-v2"})
+    assert stale_status(instance, new_model, "embeddings", key) == StaleStatus.STALE
+    assert stale_status(instance, new_model, "chunks", key) == StaleStatus.FRESH
+    with db.connect() as conn:
+        old_rows = conn.execute(
+            f"SELECT count(*) FROM {vector_table_name('hashing-384')}"
+        ).fetchone()
+
+    summary = ingest(folder, settings=new_model)
+
+    assert summary.totals["texts_embedded"] == old_rows[0]
+    assert stale_status(instance, new_model, "embeddings", key) == StaleStatus.FRESH
+    with db.connect() as conn:
+        models = {name: count for name, _, _, count in list_models(conn)}
+        hits = search(
+            conn,
+            vector_table_name("hashing-384-v2"),
+            hashed_vectors(["valley number 3"], 384)[0],
+            1,
+        )
+    assert models == {"hashing-384": old_rows[0], "hashing-384-v2": old_rows[0]}
+    assert hits[0].doc_id == "note-3.md"
+
+
+def test_checks_pass_fail_after_a_hand_deleted_vector_and_pass_after_a_rerun(
+    ingest, settings, db, instance, tmp_path
+):
+    folder = make_folder(tmp_path)
+    ingest(folder)
+    assert check_results(instance, settings) == {
+        "every_chunk_has_a_vector": True,
+        "vector_dimension_matches_model": True,
+        "no_chunks_of_deleted_documents": True,
+        "quarantined_documents": True,
+    }
+    with db.connect() as conn:
+        conn.execute(
+            f"DELETE FROM {vector_table_name('hashing-384')} WHERE text_hash = "
+            "(SELECT text_hash FROM chunks LIMIT 1)"
+        )
+        conn.commit()
+
+    assert check_results(instance, settings)["every_chunk_has_a_vector"] is False
+
+    summary = ingest(folder)
+    assert summary.totals["texts_embedded"] == 1
+    assert check_results(instance, settings)["every_chunk_has_a_vector"] is True
+
+
+def test_quarantine_check_warns_and_lists_the_reason(ingest, settings, instance, tmp_path):
+    folder = make_folder(tmp_path)
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 nonsense")
+    ingest(folder)
+
+    result = (
+        build_definitions(settings)
+        .resolve_job_def(CHECKS_JOB)
+        .execute_in_process(instance=instance)
+    )
+    (evaluation,) = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == "quarantined_documents"
+    ]
+    assert evaluation.passed is False
+    assert evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert "broken.pdf" in evaluation.metadata["documents"].value

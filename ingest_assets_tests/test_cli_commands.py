@@ -1,0 +1,64 @@
+"""Registry and model commands, and clear errors without tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def ingest(home: Path, *args: str, env: dict[str, str] | None = None):
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DAGSTER_"))}
+    environment.update(INGEST_HOME=str(home), **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "ingest_assets.cli", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_source_add_list_remove(tmp_path):
+    home = tmp_path / "home"
+    folder = tmp_path / "docs"
+    folder.mkdir()
+
+    added = ingest(home, "source", "add", "docs", str(folder))
+    assert added.returncode == 0, added.stderr
+    listed = json.loads(ingest(home, "source", "list", "--json").stdout)
+    assert listed == [{"name": "docs", "kind": "folder", "location": str(folder.resolve())}]
+    assert (home / "sources.yaml").exists()
+
+    removed = ingest(home, "source", "remove", "docs")
+    assert removed.returncode == 0, removed.stderr
+    assert json.loads(ingest(home, "source", "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("name", ["a|b", "x,y", "[z]", "", "-lead", "a" * 64, "sp ace"])
+def test_names_dagster_cannot_use_as_partition_keys_are_refused(tmp_path, name):
+    result = ingest(tmp_path / "home", "source", "add", "--", name, str(tmp_path))
+    assert result.returncode != 0
+    assert "invalid source name" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_source_and_model_give_clear_errors(tmp_path):
+    home = tmp_path / "home"
+    gone = ingest(home, "source", "remove", "nothing")
+    assert gone.returncode != 0 and "no source named 'nothing'" in gone.stderr
+    model = ingest(home, "model", "drop", "no-such-model", "--yes")
+    assert model.returncode != 0 and "no vectors stored for model" in model.stderr
+    assert "Traceback" not in gone.stderr + model.stderr
+
+
+def test_run_on_a_bad_registry_file_says_which_file(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "sources.yaml").write_text("sources: [unclosed")
+    result = ingest(home, "source", "list")
+    assert result.returncode != 0
+    assert "sources.yaml: not a valid sources file" in result.stderr

@@ -1,0 +1,117 @@
+"""The sources and change sensors evaluated against a real instance and database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ingest_assets.definitions import build_definitions, build_resources
+from ingest_assets.lib.fingerprints import changed_shards, contiguous_ranges, shard_digests
+from ingest_assets.lib.hashing import shard_of
+from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key
+from ingest_assets.sources.registry import SourceRecord, save_registry
+
+RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+
+def evaluate(settings, instance, name: str, cursor: str | None = None) -> dg.SensorResult:
+    defs = build_definitions(settings)
+    sensor = next(s for s in defs.sensors if s.name == name)
+    context = dg.build_sensor_context(
+        instance=instance,
+        cursor=cursor,
+        definitions=defs,
+        resources={"postgres": build_resources(settings)["postgres"]},
+    )
+    return sensor(context)
+
+
+def folder(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (root / name).write_text(text)
+    return root
+
+
+def test_sources_sensor_adds_new_sources_and_requests_their_first_run(settings, instance, tmp_path):
+    docs = folder(tmp_path / "docs", {"a.md": "# A\n\nalpha"})
+    save_registry(settings.sources_path, [SourceRecord("docs", "folder", str(docs))])
+
+    result = evaluate(settings, instance, "sources_sensor")
+
+    (added,) = result.dynamic_partitions_requests
+    assert list(added.partition_keys) == ["docs"]
+    (request,) = result.run_requests
+    assert (request.tags[RANGE[0]], request.tags[RANGE[1]]) == (
+        partition_key("docs", 0),
+        partition_key("docs", settings.shards - 1),
+    )
+
+
+def test_sources_sensor_removes_sources_dropped_from_the_registry(settings, instance, tmp_path):
+    docs = folder(tmp_path / "docs", {"a.md": "# A\n\nalpha"})
+    save_registry(settings.sources_path, [SourceRecord("docs", "folder", str(docs))])
+    instance.add_dynamic_partitions(SOURCES_PARTITIONS_NAME, ["docs", "old"])
+
+    result = evaluate(settings, instance, "sources_sensor")
+
+    (removed,) = result.dynamic_partitions_requests
+    assert list(removed.partition_keys) == ["old"]
+    assert result.run_requests == []
+
+
+def test_change_sensor_requests_only_changed_shards(ingest, settings, instance, tmp_path):
+    names = [f"doc-{i}.md" for i in range(12)]
+    docs = folder(tmp_path / "docs", {n: f"# {n}\n\ntext of {n}" for n in names})
+    ingest(docs)
+
+    quiet = evaluate(settings, instance, "changes_sensor")
+    assert quiet.run_requests == []
+
+    (docs / "new-file.md").write_text("# New\n\nfresh words")
+    changed = evaluate(settings, instance, "changes_sensor", quiet.cursor)
+
+    shard = shard_of("new-file.md", settings.shards)
+    (request,) = changed.run_requests
+    assert request.tags[RANGE[0]] == request.tags[RANGE[1]] == partition_key("docs", shard)
+
+    again = evaluate(settings, instance, "changes_sensor", changed.cursor)
+    assert again.run_requests == []  # the same listing: its run was requested already
+
+
+def test_change_sensor_sees_deletions_and_edits(ingest, settings, instance, tmp_path):
+    docs = folder(tmp_path / "docs", {f"d{i}.txt": f"text {i}" for i in range(6)})
+    ingest(docs)
+    (docs / "d1.txt").unlink()
+    (docs / "d2.txt").write_text("edited text, longer than before")
+
+    result = evaluate(settings, instance, "changes_sensor")
+
+    requested = set()
+    for request in result.run_requests:
+        first = int(request.tags[RANGE[0]].split("|")[1])
+        last = int(request.tags[RANGE[1]].split("|")[1])
+        requested |= set(range(first, last + 1))
+    assert requested == {shard_of("d1.txt", settings.shards), shard_of("d2.txt", settings.shards)}
+    assert json.loads(result.cursor).keys() == {"docs"}
+
+
+@pytest.mark.parametrize(
+    ("shards", "ranges"),
+    [([], []), ([3], [(3, 3)]), ([1, 2, 3, 7, 9, 10], [(1, 3), (7, 7), (9, 10)])],
+)
+def test_contiguous_ranges(shards, ranges):
+    assert contiguous_ranges(shards) == ranges
+
+
+def test_digests_ignore_order_and_see_every_kind_of_change():
+    base = [("a", 0, "1:1"), ("b", 0, "2:2"), ("c", 1, "3:3")]
+    assert shard_digests(base) == shard_digests(list(reversed(base)))
+    stored = shard_digests(base)
+    assert changed_shards(shard_digests([*base, ("d", 2, "4:4")]), stored) == [2]
+    assert changed_shards(shard_digests(base[1:]), stored) == [0]
+    assert changed_shards(shard_digests([("a", 0, "9:9"), *base[1:]]), stored) == [0]
+    assert changed_shards(shard_digests(base[:2]), stored) == [1]
