@@ -25,6 +25,7 @@ from ingest_assets.store.vectors import (
     count_pending_texts,
     coverage_by_shard,
     ensure_model_table,
+    model_table,
     pending_texts,
     write_vectors,
 )
@@ -142,19 +143,27 @@ def build_embeddings(
     ) -> dg.MaterializeResult:
         """Vectors of every live chunk text for the active model, each distinct text once."""
         embedder = embedding.embedder
-        try:
-            await embedder.prepare()
-        except EmbeddingError as err:
-            raise dg.Failure(f"embedding server unavailable: {err}") from err
         db = postgres.database()
         started = time.perf_counter()
         failures: list[str] = []
+        groups = shards_by_source(context.partition_keys)
         with db.connect() as reader, db.connect(autocommit=True) as writer:
+            known = model_table(reader, embedder.model)
+            if known is None or any(
+                count_pending_texts(reader, known[0], source, shards)
+                for source, shards in groups.items()
+            ):
+                try:
+                    await embedder.prepare()
+                except EmbeddingError as err:
+                    raise dg.Failure(f"embedding provider unavailable: {err}") from err
             try:
-                table = ensure_model_table(writer, embedder.model, embedder.dimension)
+                # With nothing to embed the provider stays unopened: check the known size.
+                dimension = embedder.dimension or (known[1] if known else 0)
+                table = ensure_model_table(writer, embedder.model, dimension)
             except DimensionMismatch as err:
                 raise dg.Failure(str(err), allow_retries=False) from err
-            for source_name, shards in shards_by_source(context.partition_keys).items():
+            for source_name, shards in groups.items():
                 stage = StageProgress(progress, context.log, "embedding")
                 outcome = await embed_source(
                     reader, writer, embedder, table, source_name, shards, embedding, stage

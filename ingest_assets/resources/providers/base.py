@@ -98,13 +98,15 @@ async def embed_isolating(
 @contextlib.asynccontextmanager
 async def open_embedder(spec: EmbedderSpec, *, prepare: bool = True) -> AsyncIterator[Embedder]:
     """Open the provider named in `spec` for the duration of the block. With prepare=False
-    nothing goes over the network until the caller's `prepare()`, so an unreachable server
-    fails the step that needs it, not the start of the run."""
+    nothing is loaded or sent until the caller's `prepare()`: an unreachable server fails
+    only the step that needs it, and a step with nothing to embed loads no model."""
     embedder: Embedder
     if spec.provider == "local":
         from ingest_assets.resources.providers.local import LocalEmbedder
 
-        embedder = await LocalEmbedder.load(spec)
+        embedder = LocalEmbedder(spec)
+        if prepare:
+            await embedder.prepare()
         yield embedder
     elif spec.provider == "hashing":
         from ingest_assets.resources.providers.hashing import HashingEmbedder

@@ -41,18 +41,20 @@ def model_path(model: str) -> Path:
 
 
 class LocalEmbedder:
-    def __init__(self, model_name: str, model: Any, batch_size: int):
-        self.model = model_name
-        self._model = model
-        self._batch_size = batch_size
-        dimension = getattr(model, "get_embedding_dimension", None)  # sentence-transformers >= 6
-        self.dimension = int((dimension or model.get_sentence_embedding_dimension)())
+    """Loads the model on `prepare()`, so a step with nothing to embed never pays for it."""
+
+    def __init__(self, spec: EmbedderSpec):
+        self.model = spec.model
+        self.dimension = 0
         self.stats = EmbedderStats()
         self.max_concurrency = 1  # one encode() at a time already uses every core
+        self._spec = spec
+        self._model: Any = None
 
-    @classmethod
-    async def load(cls, spec: EmbedderSpec) -> LocalEmbedder:
-        path = model_path(spec.model)
+    async def prepare(self) -> None:
+        if self._model is not None:
+            return
+        path = model_path(self._spec.model)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         # The weight-loading progress bar would break through the CLI's own progress display.
@@ -64,11 +66,10 @@ class LocalEmbedder:
             raise EmbeddingError(
                 "the local provider needs the 'local' extra: pip install 'ingest-assets[local]'"
             ) from err
-        model = await asyncio.to_thread(SentenceTransformer, str(path), device="cpu")
-        return cls(spec.model, model, spec.batch_size)
-
-    async def prepare(self) -> None:
-        pass  # loaded in load(); the dimension is known
+        model: Any = await asyncio.to_thread(SentenceTransformer, str(path), device="cpu")
+        dimension = getattr(model, "get_embedding_dimension", None)  # sentence-transformers >= 6
+        self.dimension = int((dimension or model.get_sentence_embedding_dimension)())
+        self._model = model
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
         started = time.perf_counter()
@@ -76,7 +77,7 @@ class LocalEmbedder:
         vectors = await asyncio.to_thread(
             self._model.encode,
             list(texts),
-            batch_size=self._batch_size,
+            batch_size=self._spec.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
