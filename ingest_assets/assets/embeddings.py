@@ -19,6 +19,7 @@ from ingest_assets.resources.postgres import PostgresResource
 from ingest_assets.resources.providers import Embedder, EmbeddingError
 from ingest_assets.resources.providers.base import embed_isolating
 from ingest_assets.store.chunks import quarantine_texts
+from ingest_assets.store.locks import shard_locks
 from ingest_assets.store.vectors import (
     DimensionMismatch,
     PendingText,
@@ -147,7 +148,11 @@ def build_embeddings(
         started = time.perf_counter()
         failures: list[str] = []
         groups = shards_by_source(context.partition_keys)
-        with db.connect() as reader, db.connect(autocommit=True) as writer:
+        with (
+            db.connect() as reader,
+            db.connect(autocommit=True) as writer,
+            db.connect(autocommit=True) as locks,
+        ):
             known = model_table(reader, embedder.model)
             if known is None or any(
                 count_pending_texts(reader, known[0], source, shards)
@@ -165,9 +170,10 @@ def build_embeddings(
                 raise dg.Failure(str(err), allow_retries=False) from err
             for source_name, shards in groups.items():
                 stage = StageProgress(progress, context.log, "embedding")
-                outcome = await embed_source(
-                    reader, writer, embedder, table, source_name, shards, embedding, stage
-                )
+                with shard_locks(locks, "embeddings", source_name, shards):
+                    outcome = await embed_source(
+                        reader, writer, embedder, table, source_name, shards, embedding, stage
+                    )
                 seconds = stage.finish()
                 quarantined = quarantine_texts(writer, source_name, shards, outcome.rejected)
                 if outcome.error is not None:

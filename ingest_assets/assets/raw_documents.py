@@ -25,6 +25,7 @@ from ingest_assets.store.documents import (
     tombstone,
     touch_fingerprints,
 )
+from ingest_assets.store.locks import shard_locks
 from ingest_assets.store.sources import get_source
 
 # Bump when extraction output changes for the same bytes; marks raw_documents stale.
@@ -197,7 +198,7 @@ def build_raw_documents(
         db = postgres.database()
         totals: Counter[str] = Counter()
         failures: list[tuple[str, str]] = []
-        with db.connect() as conn:
+        with db.connect() as conn, db.connect(autocommit=True) as locks:
             for source_name, shards in shards_by_source(context.partition_keys).items():
                 record = get_source(conn, source_name)
                 if record is None:
@@ -208,7 +209,8 @@ def build_raw_documents(
                     )
                 stage = StageProgress(progress, context.log, "documents")
                 try:
-                    report = scan_source(conn, open_source(record), shards, shard_count, stage)
+                    with shard_locks(locks, "raw_documents", source_name, shards):
+                        report = scan_source(conn, open_source(record), shards, shard_count, stage)
                 except SourceReadError as err:
                     raise dg.Failure(str(err), allow_retries=False) from err
                 seconds = stage.finish()

@@ -1,0 +1,64 @@
+"""Two `ingest run` processes over the same source at once share the embedded PostgreSQL,
+take turns per shard, and leave no duplicate rows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+
+from benchmarks.corpus import generate_corpus
+from ingest_assets.resources.postgres import embedded_server_url
+from ingest_assets.store.vectors import vector_table_name
+
+
+def test_concurrent_runs_over_the_same_shards_do_not_duplicate_anything(tmp_path: Path):
+    corpus = tmp_path / "corpus"
+    generate_corpus(corpus, documents=150, seed=5)
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DAGSTER_"))}
+    env.update(
+        INGEST_HOME=str(home),
+        INGEST_EMBEDDING_PROVIDER="hashing",
+        INGEST_EMBEDDING_MODEL="hashing-384",
+        INGEST_SHARDS="8",
+    )
+    # Start the shared server first, as `ingest dev` would, so both runs join it.
+    url = embedded_server_url(home / "pg")
+    command = [sys.executable, "-m", "ingest_assets.cli", "run", str(corpus), "--name", "docs"]
+    runs = [
+        subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    for run, (_, stderr) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, stderr[-2000:]
+
+    with psycopg.connect(url) as conn:
+        conn.execute("SET search_path TO ingest, public")
+        documents = conn.execute(
+            "SELECT count(*), count(DISTINCT doc_id) FROM documents"
+        ).fetchone()
+        chunks = conn.execute(
+            "SELECT count(*), count(DISTINCT (document_id, ordinal)), count(DISTINCT text_hash) "
+            "FROM chunks"
+        ).fetchone()
+        vectors = conn.execute(
+            f"SELECT count(*) FROM {vector_table_name('hashing-384')}"
+        ).fetchone()
+    assert documents == (150, 150)
+    assert chunks[0] == chunks[1]
+    assert vectors[0] == chunks[2]
+    new_counts = [int(_field(stderr, "new,")) for _, stderr in outputs]
+    assert sum(new_counts) == 150  # each document is new to exactly one of the runs
+
+
+def _field(stderr: str, marker: str) -> str:
+    """The number just before `marker` in the closing summary ("documents 150 new, ...")."""
+    before = " ".join(stderr.split()).split(f" {marker}")[0]
+    return before.rsplit(" ", 1)[-1]
