@@ -3,12 +3,15 @@ DAGSTER_HOME with the project's dagster.yaml, and Dagster's storage in the same 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from importlib import resources
 from pathlib import Path
 
 import dagster as dg
+import sqlalchemy.exc
 
+from ingest_assets.assets.embeddings import EMBEDDING_POOL
 from ingest_assets.resources.postgres import (
     Database,
     embedded_server_url,
@@ -62,4 +65,16 @@ def open_instance(settings: IngestSettings, db_url: str) -> dg.DagsterInstance:
     # dagster-postgres opens a new connection per event unless told to keep one (as the
     # webserver does); a run writes hundreds of events, so keep one for this process.
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+    _initialize_pool(instance)
     return instance
+
+
+def _initialize_pool(instance: dg.DagsterInstance) -> None:
+    """Create the embedding pool's limit before any run does: two first runs at once would
+    otherwise both insert it, and the loser's run fails inside Dagster (whose insert-or-update
+    continues in an aborted PostgreSQL transaction, so it must not run for an existing key)."""
+    storage = instance.event_log_storage
+    if EMBEDDING_POOL in storage.get_concurrency_keys():
+        return
+    with contextlib.suppress(sqlalchemy.exc.DBAPIError):  # another process was first
+        storage.initialize_concurrency_limit_to_default(EMBEDDING_POOL)

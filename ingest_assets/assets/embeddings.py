@@ -32,6 +32,7 @@ from ingest_assets.store.vectors import (
 )
 
 _WRITE_QUEUE = 8  # embedded batches waiting for the database, at most
+EMBEDDING_POOL = "embedding_api"  # Dagster concurrency pool: steps talking to the endpoint
 
 
 @dataclass
@@ -133,7 +134,7 @@ def build_embeddings(
         code_version=model_version,
         retry_policy=retry_policy,
         backfill_policy=backfill_policy,
-        pool="embedding_api",
+        pool=EMBEDDING_POOL,
         kinds={"pgvector"},
     )
     async def embeddings(

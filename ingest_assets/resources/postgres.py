@@ -104,7 +104,10 @@ def ensure_database(url: str, database: str, *, synchronous_commit: bool = True)
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
         if exists.fetchone() is None:
             name = sql.Identifier(database)
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+            try:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+            except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+                return  # another process created it first
             if not synchronous_commit:
                 conn.execute(sql.SQL("ALTER DATABASE {} SET synchronous_commit = off").format(name))
 
