@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -328,10 +329,18 @@ def dev(port: int) -> None:
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "ingest_assets.definitions"]
     command = [sys.executable, "-m", "dagster", "dev", *target, "-h", "127.0.0.1", "-p", str(port)]
     console.print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}; UI on http://127.0.0.1:{port}")
+    dagster = subprocess.Popen(command)
     try:
-        sys.exit(subprocess.call(command))
-    except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(dagster.wait())
+    except (KeyboardInterrupt, SystemExit):
+        # Let dagster dev stop its webserver, daemon and code server itself.
+        dagster.send_signal(signal.SIGINT)
+        try:
+            dagster.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            dagster.terminate()
+            dagster.wait(timeout=10)
+        raise
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from ingest_assets.definitions import INGEST_JOB, build_definitions
 from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, source_range
 from ingest_assets.progress import ProgressListener
 from ingest_assets.resources.postgres import Database
+from ingest_assets.sensors import SOURCE_TAG
 from ingest_assets.settings import IngestSettings
 from ingest_assets.sources.registry import SourceRecord, upsert_registry
 from ingest_assets.store.documents import quarantined_documents
@@ -74,6 +75,7 @@ def run_source(
             "dagster/asset_partition_range_start": first,
             "dagster/asset_partition_range_end": last,
             "ingest/trigger": "cli",
+            SOURCE_TAG: source,
         },
         raise_on_error=False,
     )

@@ -1,6 +1,7 @@
 """Sensors: keep the `source` partitions in step with the registry, and request runs for
 shards whose documents changed. Thin: the listing and the database go through resources."""
 
+import hashlib
 import json
 
 import dagster as dg
@@ -22,6 +23,13 @@ from ingest_assets.store.sources import (
 
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
+SOURCE_TAG = "ingest/source"
+_UNFINISHED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
 
 
 def range_request(
@@ -33,9 +41,18 @@ def range_request(
         tags={
             RANGE_START: partition_key(source, first),
             RANGE_END: partition_key(source, last),
+            SOURCE_TAG: source,
             "ingest/trigger": trigger,
         },
     )
+
+
+def has_unfinished_run(instance: dg.DagsterInstance, source: str) -> bool:
+    """A queued or running run of the source: its outcome is not in the database yet."""
+    records = instance.get_run_records(
+        dg.RunsFilter(statuses=_UNFINISHED, tags={SOURCE_TAG: source}), limit=1
+    )
+    return bool(records)
 
 
 def build_sensors(
@@ -100,6 +117,11 @@ def build_sensors(
             for record in list_sources(conn):
                 if record.name not in known:
                     continue  # the sources sensor adds it and requests its first run
+                if has_unfinished_run(context.instance, record.name):
+                    # Compare again once it has finished; keep the old cursor entry.
+                    if record.name in cursor:
+                        next_cursor[record.name] = cursor[record.name]
+                    continue
                 try:
                     listed = shard_digests(
                         (ref.doc_id, shard_of(ref.doc_id, shards), ref.fingerprint)
@@ -114,8 +136,12 @@ def build_sensors(
                     continue  # same listing as last tick: its runs were requested then
                 stored = shard_digests(document_fingerprints(conn, record.name))
                 for first, last in contiguous_ranges(changed_shards(listed, stored)):
-                    digest = "".join(listed.get(s, "-") for s in range(first, last + 1))
-                    key = f"change:{record.name}:{first}-{last}:{digest}"
+                    # Both sides of the difference: a folder that returns to an earlier
+                    # listing (a file added, then deleted again) still gets a new run.
+                    span = range(first, last + 1)
+                    digest = "".join(f"{listed.get(s, '-')}{stored.get(s, '-')}" for s in span)
+                    fingerprint = hashlib.sha1(digest.encode()).hexdigest()
+                    key = f"change:{record.name}:{first}-{last}:{fingerprint}"
                     requests.append(range_request(record.name, first, last, key, "change"))
             conn.rollback()
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(next_cursor))

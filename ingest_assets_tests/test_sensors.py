@@ -115,3 +115,43 @@ def test_digests_ignore_order_and_see_every_kind_of_change():
     assert changed_shards(shard_digests(base[1:]), stored) == [0]
     assert changed_shards(shard_digests([("a", 0, "9:9"), *base[1:]]), stored) == [0]
     assert changed_shards(shard_digests(base[:2]), stored) == [1]
+
+
+def test_a_folder_returning_to_an_earlier_listing_gets_a_new_run_key(
+    ingest, settings, instance, tmp_path
+):
+    docs = folder(tmp_path / "docs", {f"d{i}.txt": f"text {i}" for i in range(4)})
+    ingest(docs)
+    extra = docs / "extra.txt"
+    extra.write_text("extra words")
+    added = evaluate(settings, instance, "changes_sensor")
+    ingest(docs)
+    extra.unlink()
+    deleted = evaluate(settings, instance, "changes_sensor", added.cursor)
+    ingest(docs)
+    extra.write_text("extra words, again")
+    readded = evaluate(settings, instance, "changes_sensor", deleted.cursor)
+    ingest(docs)
+    extra.unlink()
+    deleted_again = evaluate(settings, instance, "changes_sensor", readded.cursor)
+
+    keys = [r.run_requests[0].run_key for r in (added, deleted, readded, deleted_again)]
+    assert len(set(keys)) == 4
+
+
+def test_change_sensor_waits_for_a_sources_unfinished_run(ingest, settings, instance, tmp_path):
+    docs = folder(tmp_path / "docs", {f"d{i}.txt": f"text {i}" for i in range(4)})
+    ingest(docs)
+    (docs / "new.txt").write_text("new")
+    running = dg.DagsterRun(
+        job_name="ingest_job", run_id="running-run", status=dg.DagsterRunStatus.STARTED,
+        tags={"ingest/source": "docs"},
+    )  # fmt: skip
+    instance.add_run(running)
+
+    waiting = evaluate(settings, instance, "changes_sensor")
+    assert waiting.run_requests == []
+
+    instance.report_run_failed(running)
+    after = evaluate(settings, instance, "changes_sensor", waiting.cursor)
+    assert len(after.run_requests) == 1

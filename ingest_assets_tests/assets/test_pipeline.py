@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.corpus import make_text_pdf
+from ingest_assets.lib.chunking import Chunker
 from ingest_assets.lib.hashed_vectors import hashed_vectors
 from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, build_partitions, source_range
 from ingest_assets.resources.postgres import Database
@@ -182,13 +183,8 @@ def test_chunker_change_rechunks_every_document(ingest, settings, db, tmp_path):
     assert summary.totals["documents_unchanged"] == 4
     with db.connect() as conn:
         chunkers = {r[0] for r in conn.execute("SELECT chunker FROM documents")}
-    assert chunkers == {f"v1-tok{_tokenizer_digest()}-max128"}
-
-
-def _tokenizer_digest() -> str:
-    from ingest_assets.lib.chunking import Chunker
-
-    return Chunker(16).signature.split("-tok")[1].split("-")[0]
+    assert chunkers == {Chunker(128).signature}
+    assert summary.totals["chunks_written"] > 0
 
 
 def test_runs_are_recorded_per_partition_in_the_instance(ingest, instance, tmp_path, settings):
