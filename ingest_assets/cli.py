@@ -16,8 +16,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ingest_assets.backfill import BackfillError, launch_backfill, unfinished_partitions
 from ingest_assets.lib.chunking import Chunker
 from ingest_assets.local_stack import database_url, open_database, open_instance
+from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key
 from ingest_assets.resources.postgres import exit_cleanly_on_sigterm
 from ingest_assets.resources.providers import EmbeddingError, open_embedder
 from ingest_assets.resources.providers.base import EmbedderSpec
@@ -316,6 +318,35 @@ def model_drop(name: str, yes: bool) -> None:
         if not drop_model(conn, name):
             raise click.ClickException(f"no vectors stored for model {name!r}")
     console.print(f"dropped model {name}")
+
+
+@main.command()
+@click.argument("source_name", metavar="SOURCE")
+@click.option("--failed", "which", flag_value="failed", default=True, help="Unfinished partitions.")
+@click.option("--all", "which", flag_value="all", help="Every shard of the source.")
+@click.option(
+    "--url", default="http://127.0.0.1:3000", show_default=True, envvar="INGEST_DAGSTER_URL",
+    help="The Dagster webserver (ingest dev).",
+)  # fmt: skip
+def backfill(source_name: str, which: str, url: str) -> None:
+    """Launch a Dagster backfill of SOURCE's failed or missing shards (or --all of them)."""
+    settings = _settings()
+    if which == "all":
+        partitions = [partition_key(source_name, s) for s in range(settings.shards)]
+    else:
+        instance = open_instance(settings, database_url(settings))
+        if source_name not in instance.get_dynamic_partitions(SOURCES_PARTITIONS_NAME):
+            raise click.ClickException(f"no source named {source_name!r} in Dagster")
+        partitions = unfinished_partitions(instance, source_name, settings.shards)
+        if not partitions:
+            console.print(f"{source_name}: every shard is materialised; nothing to backfill")
+            return
+    try:
+        backfill_id = launch_backfill(url, partitions, f"ingest backfill {source_name} --{which}")
+    except BackfillError as err:
+        raise click.ClickException(str(err)) from err
+    console.print(f"backfill {backfill_id}: {len(partitions)} partitions of {source_name}")
+    out.print(backfill_id)
 
 
 @main.command()

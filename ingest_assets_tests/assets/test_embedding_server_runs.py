@@ -131,3 +131,31 @@ def test_outage_fails_the_run_and_a_rerun_embeds_only_what_is_missing(
     finally:
         for path, text in originals.items():
             path.write_text(text)
+
+
+def test_unfinished_partitions_are_exactly_the_failed_ones(
+    ingest, settings, instance, server, corpus
+):
+    from ingest_assets.backfill import unfinished_partitions
+    from ingest_assets.partitions import partition_key
+
+    on = server_settings(settings, server, "tei")
+    assert unfinished_partitions(instance, "docs", settings.shards) == [
+        partition_key("docs", s) for s in range(settings.shards)
+    ]
+    assert ingest(corpus, settings=on).success
+    assert unfinished_partitions(instance, "docs", settings.shards) == []
+
+    (corpus / "late-addition.md").write_text("# Late\n\nA document written during an outage.\n")
+    try:
+        server.configure(rate_503=1.0)
+        failed = ingest(corpus, settings=on.model_copy(update={"embedding_max_attempts": 2}))
+        assert not failed.success
+        assert unfinished_partitions(instance, "docs", settings.shards) == [
+            partition_key("docs", s) for s in range(settings.shards)
+        ]  # one ranged run: every shard in it failed
+        server.configure(rate_503=0.0)
+        assert ingest(corpus, settings=on).success
+        assert unfinished_partitions(instance, "docs", settings.shards) == []
+    finally:
+        (corpus / "late-addition.md").unlink()
