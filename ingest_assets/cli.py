@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import click
+import psycopg
+import sqlalchemy.exc
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -96,7 +98,28 @@ def _settings() -> IngestSettings:
         raise click.ClickException(f"invalid INGEST_* setting: {err}") from err
 
 
-@click.group()
+def _first_line(err: BaseException) -> str:
+    cause = getattr(err, "orig", None) or err  # SQLAlchemy wraps the driver's error
+    text = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {text[0] if text else ''}"
+
+
+class IngestGroup(click.Group):
+    """Turns infrastructure failures into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (psycopg.Error, sqlalchemy.exc.SQLAlchemyError) as err:
+            raise click.ClickException(
+                f"database error: {_first_line(err)}. Work already committed is kept; "
+                "run the command again to finish."
+            ) from err
+        except EmbeddingError as err:
+            raise click.ClickException(f"embedding provider error: {err}") from err
+
+
+@click.group(cls=IngestGroup)
 def main() -> None:
     """Ingest documents into PostgreSQL/pgvector with Dagster, and search them."""
     exit_cleanly_on_sigterm()

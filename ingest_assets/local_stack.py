@@ -65,8 +65,19 @@ def open_instance(settings: IngestSettings, db_url: str) -> dg.DagsterInstance:
     # dagster-postgres opens a new connection per event unless told to keep one (as the
     # webserver does); a run writes hundreds of events, so keep one for this process.
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+    _ping_pooled_connections(instance)
     _initialize_pool(instance)
     return instance
+
+
+def _ping_pooled_connections(instance: dg.DagsterInstance) -> None:
+    """Test a pooled connection before use, so that after a database restart the next write
+    reconnects (dagster-postgres retries new connections) instead of failing on a dead one.
+    SQLAlchemy's public switch is create_engine(pool_pre_ping=True); Dagster builds the engine."""
+    for storage in (instance.run_storage, instance.event_log_storage, instance.schedule_storage):
+        pool = getattr(getattr(storage, "_engine", None), "pool", None)
+        if pool is not None and hasattr(pool, "_pre_ping"):
+            pool._pre_ping = True
 
 
 def _initialize_pool(instance: dg.DagsterInstance) -> None:

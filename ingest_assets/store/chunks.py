@@ -9,6 +9,7 @@ import psycopg
 
 from ingest_assets.lib.chunking import Chunk
 from ingest_assets.lib.hashing import chunk_id, text_hash
+from ingest_assets.store.streaming import stream_rows
 
 
 @dataclass(frozen=True)
@@ -26,17 +27,15 @@ def documents_to_chunk(
     conn: psycopg.Connection, source: str, shards: Sequence[int], chunker: str, batch: int = 200
 ) -> Iterator[list[DocumentToChunk]]:
     """Live documents whose chunks are missing or stale, streamed in batches (server cursor)."""
-    with conn.cursor(name="documents_to_chunk") as cur:
-        cur.itersize = batch
-        cur.execute(
-            "SELECT id, doc_id, shard, title, markup, body, content_hash FROM documents "
-            "WHERE source = %s AND shard = ANY(%s) AND deleted_at IS NULL "
-            "AND quarantined_at IS NULL AND body IS NOT NULL "
-            "AND (chunked_hash IS DISTINCT FROM content_hash OR chunker IS DISTINCT FROM %s)",
-            (source, list(shards), chunker),
-        )
-        while rows := cur.fetchmany(batch):
-            yield [DocumentToChunk(*row) for row in rows]
+    query = (
+        "SELECT id, doc_id, shard, title, markup, body, content_hash FROM documents "
+        "WHERE source = %s AND shard = ANY(%s) AND deleted_at IS NULL "
+        "AND quarantined_at IS NULL AND body IS NOT NULL "
+        "AND (chunked_hash IS DISTINCT FROM content_hash OR chunker IS DISTINCT FROM %s)"
+    )
+    params = (source, list(shards), chunker)
+    for rows in stream_rows(conn, "documents_to_chunk", query, params, batch):
+        yield [DocumentToChunk(*row) for row in rows]
 
 
 def count_documents_to_chunk(

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import psycopg
 
 from ingest_assets.sources.registry import SourceRecord
+from ingest_assets.store.streaming import stream_rows
 
 
 def register_source(conn: psycopg.Connection, record: SourceRecord) -> None:
@@ -44,11 +45,8 @@ def document_fingerprints(
     conn: psycopg.Connection, source: str
 ) -> Iterator[tuple[str, int, str | None]]:
     """(doc_id, shard, fingerprint) of the source's live documents, streamed."""
-    with conn.cursor(name="document_fingerprints") as cur:
-        cur.itersize = 5000
-        cur.execute(
-            "SELECT doc_id, shard, fingerprint FROM documents "
-            "WHERE source = %s AND deleted_at IS NULL",
-            (source,),
-        )
-        yield from cur
+    query = (
+        "SELECT doc_id, shard, fingerprint FROM documents WHERE source = %s AND deleted_at IS NULL"
+    )
+    for rows in stream_rows(conn, "document_fingerprints", query, (source,), 5000):
+        yield from rows

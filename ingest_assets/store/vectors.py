@@ -11,6 +11,8 @@ import numpy as np
 import psycopg
 from psycopg import sql
 
+from ingest_assets.store.streaming import stream_rows
+
 
 class DimensionMismatch(Exception):
     pass
@@ -87,11 +89,9 @@ def pending_texts(
     conn: psycopg.Connection, table: str, source: str, shards: Sequence[int], batch: int = 1024
 ) -> Iterator[list[PendingText]]:
     """Distinct chunk texts of the shards with no vector yet, streamed (server cursor)."""
-    with conn.cursor(name="pending_texts") as cur:
-        cur.itersize = batch
-        cur.execute(_pending_query(table), (source, list(shards)))
-        while rows := cur.fetchmany(batch):
-            yield [PendingText(*row) for row in rows]
+    query = _pending_query(table)
+    for rows in stream_rows(conn, "pending_texts", query, (source, list(shards)), batch):
+        yield [PendingText(*row) for row in rows]
 
 
 def write_vectors(
