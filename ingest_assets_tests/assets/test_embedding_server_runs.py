@@ -159,3 +159,32 @@ def test_unfinished_partitions_are_exactly_the_failed_ones(
         assert unfinished_partitions(instance, "docs", settings.shards) == []
     finally:
         (corpus / "late-addition.md").unlink()
+
+
+def test_api_key_never_reaches_dagster_events_config_or_errors(
+    ingest, settings, instance, server, tmp_path, monkeypatch
+):
+    secret = "sk-test-0123456789-SECRET"
+    monkeypatch.setenv("INGEST_EMBEDDING_API_KEY", secret)
+    keyed = server_settings(settings, server, "openai").model_copy(
+        update={"embedding_api_key": secret, "embedding_max_attempts": 2}
+    )
+    folder = tmp_path / "c"
+    folder.mkdir()
+    (folder / "a.md").write_text("# A\n\nFine text.\n")
+    server.configure(poison_marker="Fine")  # the server rejects it, quoting its error
+
+    summary = ingest(folder, settings=keyed)
+    server.configure(poison_marker="", rate_503=1.0)
+    (folder / "b.md").write_text("# B\n\nMore text.\n")
+    failed = ingest(folder, settings=keyed)
+
+    assert not failed.success
+    texts = [str(summary.quarantined), str(failed.error)]
+    for run_id in (summary.run_id, failed.run_id):
+        run = instance.get_run_by_id(run_id)
+        texts.append(repr(run.run_config))
+        texts.append(repr(run.tags))
+        texts += [repr(entry) for entry in instance.all_logs(run_id)]
+    assert all(secret not in text for text in texts)
+    assert any("embedding" in text for text in texts)  # the texts checked are the real ones
