@@ -1,0 +1,303 @@
+"""Throughput benchmarks: the embedding server's ceiling against `ingest run` end to end.
+
+    python -m benchmarks.bench                 # quick sizes (minutes)
+    python -m benchmarks.bench --documents 10000 --rerun-documents 100000 \
+        --memory-sizes 10000,100000
+
+Prints a table and writes JSON to benchmarks/results/. Every server binds 127.0.0.1 and is
+stopped at the end; every run is bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+from benchmarks.corpus import generate_corpus
+from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer, FakeServerConfig
+
+ROOT = Path(__file__).resolve().parent
+WORK = ROOT / ".work"
+RESULTS = ROOT / "results"
+# A GPU-like server: a fixed cost per request plus a cost per text, one batch at a time.
+GPU_MODEL = FakeServerConfig(base_latency_ms=5.0, per_item_ms=0.5, capacity=1)
+RUN_TIMEOUT_S = 3600
+
+
+@dataclass
+class Results:
+    machine: dict[str, object] = field(default_factory=dict)
+    figures: dict[str, object] = field(default_factory=dict)
+
+    def add(self, key: str, value: object, note: str = "") -> None:
+        self.figures[key] = value
+        print(f"{key:<48} {value!s:>14}  {note}", flush=True)
+
+
+def corpus(documents: int) -> Path:
+    """A generated corpus, cached by size (seed 0)."""
+    path = WORK / f"corpus-{documents}"
+    marker = path / ".complete"
+    if not marker.exists():
+        generate_corpus(path, documents=documents, seed=0)
+        marker.write_text("ok")
+    return path
+
+
+def sample_texts(count: int) -> list[str]:
+    """Chunk-sized English texts (~150 tokens), as the pipeline sends them."""
+    root = corpus(200)
+    words = " ".join(p.read_text(errors="ignore") for p in sorted(root.rglob("*.md"))).split()
+    return [" ".join(words[(i * 97) % (len(words) - 120) :][:120]) for i in range(count)]
+
+
+async def _load(url: str, texts: list[str], batch: int, concurrency: int) -> float:
+    """Texts/s that `concurrency` clients sending `batch` texts per request achieve."""
+    batches = [texts[i : i + batch] for i in range(0, len(texts), batch)]
+    queue: asyncio.Queue[list[str]] = asyncio.Queue()
+    for b in batches:
+        queue.put_nowait(b)
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+
+        async def worker() -> None:
+            while not queue.empty():
+                body = {"model": "m", "input": queue.get_nowait(), "encoding_format": "base64"}
+                response = await client.post(f"{url}/v1/embeddings", json=body)
+                response.raise_for_status()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return len(texts) / (time.perf_counter() - started)
+
+
+def server_ceiling(results: Results, server: FakeEmbeddingServer) -> tuple[float, int, int]:
+    """(a) the best texts/s a plain load generator gets, and the batch/concurrency for it."""
+    texts = sample_texts(4000)
+    best = (0.0, 0, 0)
+    for batch in (32, 64, 128, 256):
+        for concurrency in (1, 2, 4):
+            rate = asyncio.run(_load(server.url, texts, batch, concurrency))
+            best = max(best, (rate, batch, concurrency))
+    results.add(
+        "a_server_ceiling_chunks_per_s", round(best[0]), f"batch {best[1]}, {best[2]} in flight"
+    )
+    return best
+
+
+def ingest_env(
+    home: Path, url: str | None, batch: int = 64, concurrency: int = 4
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DAGSTER_"))}
+    env.update(INGEST_HOME=str(home), INGEST_EMBEDDING_BATCH_SIZE=str(batch))
+    env.update(
+        INGEST_EMBEDDING_CONCURRENCY=str(concurrency), INGEST_EMBEDDING_MAX_BATCH_TOKENS="65536"
+    )
+    if url:
+        env.update(
+            INGEST_EMBEDDING_PROVIDER="openai",
+            INGEST_EMBEDDING_URL=url,
+            INGEST_EMBEDDING_MODEL="bench",
+        )
+    else:
+        env.update(INGEST_EMBEDDING_PROVIDER="hashing", INGEST_EMBEDDING_MODEL="hashing-384")
+    return env
+
+
+@dataclass
+class RunFigures:
+    seconds: float
+    embedded: int
+    peak_rss_mib: float
+    summary: str
+
+
+def ingest_run(folder: Path, env: dict[str, str], profile: Path | None = None) -> RunFigures:
+    """`ingest run` as a child process: wall time, texts embedded, and peak memory (RSS of the
+    process and its children, sampled every 0.1 s; the embedded PostgreSQL is not counted)."""
+    command = [sys.executable]
+    if profile:
+        command += ["-m", "cProfile", "-o", str(profile)]
+    command += ["-m", "ingest_assets.cli", "run", str(folder), "--name", "bench"]
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    peak = 0
+    process = psutil.Process(child.pid)
+    stderr_chunks: list[str] = []
+    reader = threading.Thread(target=lambda: stderr_chunks.append(child.stderr.read()), daemon=True)
+    reader.start()
+    while child.poll() is None:
+        if time.perf_counter() - started > RUN_TIMEOUT_S:
+            child.kill()
+            raise RuntimeError("ingest run timed out")
+        with contextlib.suppress(psutil.Error):
+            peak = max(peak, process.memory_info().rss)
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    reader.join(timeout=10)
+    stderr = "".join(stderr_chunks)
+    if child.returncode != 0:
+        raise RuntimeError(f"ingest run failed:\n{stderr[-3000:]}")
+    summary = " ".join(stderr.split())
+    embedded = int(summary.split("vectors ")[1].split(" written")[0])
+    return RunFigures(seconds, embedded, peak / 2**20, summary[-400:])
+
+
+def end_to_end(results: Results, documents: int, server: FakeEmbeddingServer, best: tuple) -> None:
+    """(b) `ingest run` against the same server, and its ratio to the ceiling."""
+    _, batch, concurrency = best
+    home = WORK / f"home-b-{time.time_ns()}"
+    figures = ingest_run(corpus(documents), ingest_env(home, server.url, batch, concurrency))
+    rate = figures.embedded / figures.seconds
+    results.add(
+        "b_ingest_run_chunks_per_s",
+        round(rate),
+        f"{figures.embedded} chunks in {figures.seconds:.1f}s",
+    )
+    results.add("b_over_a", round(rate / best[0], 3), "target >= 0.9")
+    results.add(f"f_peak_rss_mib_{documents}_docs", round(figures.peak_rss_mib), "target <= 1024")
+
+
+def pipeline_ceiling(results: Results, documents: int) -> None:
+    """(c) a zero-latency server: what the pipeline itself can do, and where its time goes."""
+    with FakeEmbeddingServer(FakeServerConfig()) as fast:
+        home = WORK / f"home-c-{time.time_ns()}"
+        profile = WORK / "profile-c.out"
+        figures = ingest_run(corpus(documents), ingest_env(home, fast.url, 128, 4), profile)
+    rate = figures.embedded / figures.seconds
+    results.add("c_pipeline_ceiling_chunks_per_s", round(rate), "target >= 5000 (profiled run)")
+    results.figures["c_profile_top"] = profile_summary(profile)
+    for line in results.figures["c_profile_top"][:12]:
+        print(f"    {line}")
+
+
+def profile_summary(path: Path) -> list[str]:
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    rows = []
+    for (filename, line, name), (_, _, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
+        rows.append((cumtime, tottime, f"{Path(filename).name}:{line}:{name}"))
+    rows.sort(reverse=True)
+    return [f"{cum:7.2f}s cum {tot:6.2f}s self {where}" for cum, tot, where in rows[:40]]
+
+
+def local_provider(results: Results, count: int) -> None:
+    """(d) the local provider against raw SentenceTransformer.encode on the same texts."""
+    try:
+        import numpy as np
+        from sentence_transformers import SentenceTransformer
+
+        from ingest_assets.resources.providers import EmbedderSpec, open_embedder
+        from ingest_assets.resources.providers.local import model_path
+    except ImportError:
+        results.add("d_local_over_raw", "skipped", "needs the 'local' extra")
+        return
+    texts = sample_texts(count)
+    model = SentenceTransformer(str(model_path("all-MiniLM-L6-v2")), device="cpu")
+    model.encode(texts[:32])
+    started = time.perf_counter()
+    model.encode(texts, batch_size=32, normalize_embeddings=True)
+    raw = count / (time.perf_counter() - started)
+
+    async def through_provider() -> float:
+        spec = EmbedderSpec(provider="local", model="all-MiniLM-L6-v2", batch_size=32)
+        async with open_embedder(spec) as embedder:
+            await embedder.embed(texts[:32])
+            started = time.perf_counter()
+            for i in range(0, count, 256):
+                vectors = await embedder.embed(texts[i : i + 256])
+                assert np.isfinite(vectors).all()
+            return count / (time.perf_counter() - started)
+
+    provider = asyncio.run(through_provider())
+    results.add("d_raw_encode_chunks_per_s", round(raw, 1))
+    results.add("d_local_provider_chunks_per_s", round(provider, 1))
+    results.add("d_local_over_raw", round(provider / raw, 3), "target >= 0.9")
+
+
+def no_change_rerun(results: Results, documents: int) -> None:
+    """(e) seconds for a re-run over `documents` unchanged documents; and (g) Dagster overhead."""
+    home = WORK / f"home-e-{documents}"
+    env = ingest_env(home, None)
+    folder = corpus(documents)
+    if not (home / ".ingested").exists():
+        ingest_run(folder, env)
+        (home / ".ingested").write_text("ok")
+    figures = ingest_run(folder, env)
+    results.add(
+        f"e_no_change_rerun_s_{documents}_docs", round(figures.seconds, 1), "target <= 20 (100k)"
+    )
+    one = {**env, "INGEST_SHARDS": "1", "INGEST_HOME": str(WORK / "home-g")}
+    tiny = corpus(200)
+    ingest_run(tiny, one)
+    single = ingest_run(tiny, one).seconds
+    sixty_four = {**one, "INGEST_SHARDS": "64", "INGEST_HOME": str(WORK / "home-g64")}
+    ingest_run(tiny, sixty_four)
+    many = ingest_run(tiny, sixty_four).seconds
+    results.add("g_run_overhead_s", round(single, 2), "no-op run incl. process start, 1 shard")
+    results.add(
+        "g_per_shard_overhead_s", round((many - single) / 63, 3), "extra per shard in a run"
+    )
+
+
+def memory(results: Results, sizes: list[int], server_url: str) -> None:
+    """(f) peak memory of `ingest run` at each size (fresh home each)."""
+    for size in sizes:
+        home = WORK / f"home-f-{size}-{time.time_ns()}"
+        figures = ingest_run(corpus(size), ingest_env(home, server_url, 128, 4))
+        results.add(
+            f"f_peak_rss_mib_{size}_docs", round(figures.peak_rss_mib), f"{figures.seconds:.0f}s"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--documents", type=int, default=2000, help="corpus for (b) and (c)")
+    parser.add_argument("--rerun-documents", type=int, default=10000, help="corpus for (e)")
+    parser.add_argument("--memory-sizes", default="", help="comma-separated sizes for (f)")
+    parser.add_argument("--local-texts", type=int, default=256, help="texts for (d)")
+    parser.add_argument("--skip", default="", help="comma-separated letters to skip")
+    args = parser.parse_args()
+    skip = set(args.skip.split(","))
+    WORK.mkdir(exist_ok=True)
+    RESULTS.mkdir(exist_ok=True)
+    results = Results(machine={"cpus": os.cpu_count(), "python": platform.python_version()})
+    print(f"{'figure':<48} {'value':>14}  note")
+    with FakeEmbeddingServer(GPU_MODEL) as server:
+        best = server_ceiling(results, server)
+        if "b" not in skip:
+            end_to_end(results, args.documents, server, best)
+        if args.memory_sizes and "f" not in skip:
+            memory(results, [int(s) for s in args.memory_sizes.split(",")], server.url)
+    if "c" not in skip:
+        pipeline_ceiling(results, args.documents)
+    if "d" not in skip:
+        local_provider(results, args.local_texts)
+    if "e" not in skip:
+        no_change_rerun(results, args.rerun_documents)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    out = RESULTS / f"bench-{stamp}.json"
+    out.write_text(json.dumps(asdict(results), indent=2))
+    print(f"\nwritten {out}")
+
+
+if __name__ == "__main__":
+    main()
