@@ -24,9 +24,6 @@ CHECKS_JOB = "index_checks"
 # BackfillPolicy is beta in Dagster 1.13; the design relies on it to batch shards into runs.
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
 
-STAGE_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=2, delay=2.0, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 
 
 def build_resources(settings: IngestSettings) -> dict[str, dg.ConfigurableResource]:
@@ -61,11 +58,17 @@ def build_definitions(
     # A backfill of one source batches its contiguous shard keys into a few runs.
     backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=16)
     chunker = Chunker(settings.chunk_tokens)
+    retry_policy = dg.RetryPolicy(
+        max_retries=settings.stage_retries,
+        delay=settings.stage_retry_delay_s,
+        backoff=dg.Backoff.EXPONENTIAL,
+        jitter=dg.Jitter.PLUS_MINUS,
+    )
     model_version = f"{settings.embedding_provider}:{settings.embedding_model}"
     assets = [
-        build_raw_documents(partitions, settings.shards, STAGE_RETRY_POLICY, backfill_policy),
-        build_chunks(partitions, chunker, STAGE_RETRY_POLICY, backfill_policy),
-        build_embeddings(partitions, model_version, STAGE_RETRY_POLICY, backfill_policy),
+        build_raw_documents(partitions, settings.shards, retry_policy, backfill_policy),
+        build_chunks(partitions, chunker, retry_policy, backfill_policy),
+        build_embeddings(partitions, model_version, retry_policy, backfill_policy),
     ]
     checks = build_checks(settings.embedding_model)
     ingest_job = dg.define_asset_job(

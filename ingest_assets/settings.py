@@ -63,6 +63,12 @@ class IngestSettings(BaseSettings):
     sources_file: Path | None = Field(
         default=None, description="YAML registry of sources; default: sources.yaml under home."
     )
+    stage_retries: int = Field(
+        default=2, ge=0, description="Retries of a failed stage step (Dagster RetryPolicy)."
+    )
+    stage_retry_delay_s: float = Field(
+        default=2.0, ge=0, description="First stage retry's delay; doubles, with jitter."
+    )
     sensor_interval_s: int = Field(
         default=30, ge=1, description="Seconds between the sources and change sensors' ticks."
     )

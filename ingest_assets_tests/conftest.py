@@ -48,6 +48,7 @@ def settings(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
         embedding_model="hashing-384",
         shards=4,
         chunk_tokens=64,
+        stage_retry_delay_s=0.2,
     )
 
 
