@@ -131,6 +131,16 @@ def _read_document(
     try:
         data = source.read(ref)
     except SourceReadError as err:
+        # A source marks what retrying cannot fix: `gone` (deleted since it was listed: the
+        # same as not listed, so a tombstone if we knew it) and `permanent` (a FIFO, a link out
+        # of the folder, too large, no permission: quarantined at once instead of failing the
+        # run until the attempts run out). A quarantined read failure is read again next run.
+        if getattr(err, "gone", False):
+            if previous is None or previous.deleted:
+                return "gone", None
+            tombstone(conn, source.name, [ref.doc_id])
+            conn.commit()
+            return "deleted", None
         quarantined = record_read_failure(
             conn,
             id=doc,
@@ -139,7 +149,7 @@ def _read_document(
             shard=shard,
             uri=ref.uri,
             error=str(err),
-            max_attempts=MAX_READ_ATTEMPTS,
+            max_attempts=1 if getattr(err, "permanent", False) else MAX_READ_ATTEMPTS,
         )
         conn.commit()
         if quarantined:
@@ -148,7 +158,11 @@ def _read_document(
         return "failed", None
     digest = content_hash(data)
     if previous is not None and not previous.deleted and previous.content_hash == digest:
-        return ("quarantined" if previous.quarantined else "unchanged"), None
+        if not previous.quarantined:
+            return "unchanged", None
+        if previous.attempts == 0:
+            return "quarantined", None  # the same bytes that could not be extracted
+        # Quarantined because it could not be read, and now it can: save it again below.
     outcome = "new" if previous is None or previous.deleted else "changed"
     base = dict(
         id=doc,
@@ -161,8 +175,10 @@ def _read_document(
     )
     try:
         extracted = extract(data, ref.suffix, name=ref.doc_id.rsplit("/", 1)[-1])
-    except ExtractionError as err:
+    except Exception as err:  # an extractor bug must not sink the shard: quarantine it
         reason = f"{ref.doc_id}: {err}"
+        if not isinstance(err, ExtractionError):
+            reason = f"{ref.doc_id}: extraction failed ({type(err).__name__}: {err})"[:300]
         content = DocumentContent(
             **base, title=None, markup="text", body=None, quarantine_reason=reason
         )

@@ -25,7 +25,16 @@ _MARKDOWN_SUFFIXES = frozenset({".md", ".markdown"})
 _BINARY_SNIFF_BYTES = 8192
 # Bytes that never appear in real text (everything below 0x20 except \t \n \f \r, plus DEL).
 _CONTROL_BYTES = frozenset(set(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D}) | {0x7F}
+_CONTROL_BYTES_TABLE = bytes(sorted(_CONTROL_BYTES))  # for bytes.translate(None, ...)
 _MAX_ERROR_CHARS = 200
+# Text beyond what one document can sensibly index (a log or data dump named .txt, say):
+# such a document is quarantined rather than chunked and embedded for minutes.
+MAX_TEXT_CHARS = 16_000_000
+# Lines longer than this are broken (at a space where there is one): the chunker's splitter
+# slows down more than linearly on very long lines, and no prose has lines this long.
+MAX_LINE_CHARS = 10_000
+# Front matter beyond this is not parsed as YAML (the parser is slow and recursive).
+_MAX_FRONT_MATTER_CHARS = 64 * 1024
 
 
 class ExtractionError(Exception):
@@ -54,6 +63,8 @@ def extract(data: bytes, suffix: str, *, name: str = "") -> ExtractedDocument:
         return _finish(title, fallback_title, text, "markdown")
 
     decoded = _decode_text(data)
+    if kind == ".txt" or kind in _MARKDOWN_SUFFIXES:
+        _check_size(decoded)  # early, before the regexes; HTML markup is not text
     if kind == ".txt":
         return _finish(None, fallback_title, decoded, "text")
     if kind in _MARKDOWN_SUFFIXES:
@@ -72,7 +83,17 @@ def _finish(
     title: str | None, fallback_title: str | None, text: str, markup: str
 ) -> ExtractedDocument:
     title = _clean(title) if title else ""
-    return ExtractedDocument(title=title or fallback_title, text=_tidy(text), markup=markup)
+    text = _tidy(text)
+    _check_size(text)
+    return ExtractedDocument(title=title or fallback_title, text=text, markup=markup)
+
+
+def _check_size(text: str) -> None:
+    if len(text) > MAX_TEXT_CHARS:
+        raise ExtractionError(
+            f"too much text to index: {len(text) / 1e6:.1f} million characters, "
+            f"more than the {MAX_TEXT_CHARS / 1e6:.0f} million limit"
+        )
 
 
 def _clean(value: str) -> str:
@@ -83,8 +104,27 @@ def _clean(value: str) -> str:
 
 def _tidy(text: str) -> str:
     text = _clean(text.replace("\r\n", "\n").replace("\r", "\n"))
-    text = "\n".join(line.rstrip() for line in text.split("\n"))
+    text = "\n".join(_wrap(line.rstrip()) for line in text.split("\n"))
     return re.sub(r"\n{3,}", "\n\n", text).strip("\n")
+
+
+def _wrap(line: str) -> str:
+    """Break a line longer than MAX_LINE_CHARS, at its last space in each stretch if any."""
+    if len(line) <= MAX_LINE_CHARS:
+        return line
+    pieces = []
+    start = 0
+    while len(line) - start > MAX_LINE_CHARS:
+        end = start + MAX_LINE_CHARS
+        space = line.rfind(" ", start + MAX_LINE_CHARS // 2, end + 1)
+        if space > start:
+            pieces.append(line[start:space].rstrip())
+            start = space + 1  # the space becomes the line break
+        else:
+            pieces.append(line[start:end])
+            start = end
+    pieces.append(line[start:])
+    return "\n".join(pieces)
 
 
 # --- text decoding ---------------------------------------------------------------------------
@@ -112,7 +152,7 @@ def _decode_text(data: bytes) -> str:
 
 
 def _decode_legacy(data: bytes) -> str:
-    controls = sum(1 for byte in data if byte in _CONTROL_BYTES)
+    controls = len(data) - len(data.translate(None, _CONTROL_BYTES_TABLE))
     if b"\x00" not in data and controls <= len(data) // 100:
         try:
             return data.decode("cp1252")
@@ -124,18 +164,20 @@ def _decode_legacy(data: bytes) -> str:
 # --- markdown --------------------------------------------------------------------------------
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)^(?:---|\.\.\.)[ \t]*$\n?", re.DOTALL | re.MULTILINE)
-_ATX_H1 = re.compile(r"^ {0,3}#[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$")
+_ATX_H1_START = re.compile(r" {0,3}#[ \t]")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 
 def _extract_markdown(text: str) -> tuple[str | None, str]:
     meta_title = None
     match = _FRONT_MATTER.match(text)
-    if match:
+    if match and len(match.group(1)) <= _MAX_FRONT_MATTER_CHARS:
         try:
             meta: Any = yaml.safe_load(match.group(1))
-        except yaml.YAMLError:
-            meta = False  # a leading '---' thematic break, not front matter
+        except (yaml.YAMLError, RecursionError, ValueError):
+            # a leading '---' thematic break, not front matter; or YAML nested too deep,
+            # or a value PyYAML cannot build (a date like 2024-02-30)
+            meta = False
         if meta is None or isinstance(meta, dict):
             text = text[match.end() :]
             raw = meta.get("title") if isinstance(meta, dict) else None
@@ -156,10 +198,24 @@ def _first_h1(text: str) -> str | None:
         if opener:
             fence = opener.group(1)
             continue
-        heading = _ATX_H1.match(line)
-        if heading and heading.group(1).strip():
-            return heading.group(1).strip()
+        if (title := _atx_h1(line)) is not None:
+            return title
     return None
+
+
+def _atx_h1(line: str) -> str | None:
+    """The text of an ATX level-1 heading line ('# Title ##'), or None.
+
+    String operations rather than one regex: a lazy group before an optional closing sequence
+    backtracks quadratically over a long run of spaces or '#'s.
+    """
+    if not _ATX_H1_START.match(line):
+        return None
+    text = line[line.index("#") + 1 :].strip(" \t")
+    body = text.rstrip("#")
+    if len(body) < len(text) and body.endswith((" ", "\t")):
+        text = body  # drop the closing sequence: '#'s after a space
+    return text.strip() or None
 
 
 # --- HTML ------------------------------------------------------------------------------------
@@ -275,7 +331,13 @@ def _extract_pdf(data: bytes) -> tuple[str | None, str]:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not _decrypt_empty(reader):
             raise ExtractionError("encrypted PDF")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages = []
+        size = 0
+        for page in reader.pages:
+            pages.append(page.extract_text() or "")
+            size += len(pages[-1])
+            if size > MAX_TEXT_CHARS:
+                _check_size("".join(pages))  # stop early: no point reading more pages
         metadata = reader.metadata
         title = metadata.title if metadata is not None else None
     except ExtractionError:
