@@ -25,7 +25,6 @@ CHECKS_JOB = "index_checks"
 warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_policy.*")
 
 
-
 def build_resources(settings: IngestSettings) -> dict[str, dg.ConfigurableResource]:
     """Resources from settings; secrets travel as EnvVar so the UI never shows their values."""
     return {
@@ -85,6 +84,9 @@ def build_definitions(
         description="Runs the index checks alone, e.g. after a hand edit or a backfill.",
     )
     return dg.Definitions(
+        # Backfill runs use the implicit asset job: in-process there too (~0.1 s per step
+        # instead of a subprocess per step).
+        executor=dg.in_process_executor,
         assets=assets,
         asset_checks=checks,
         jobs=[ingest_job, checks_job],

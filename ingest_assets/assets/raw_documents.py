@@ -29,7 +29,7 @@ from ingest_assets.store.locks import shard_locks
 from ingest_assets.store.sources import get_source
 
 # Bump when extraction output changes for the same bytes; marks raw_documents stale.
-EXTRACTOR_VERSION = "1"
+EXTRACTOR_VERSION = "2"
 MAX_READ_ATTEMPTS = 3
 _WRITE_BATCH = 100
 
@@ -135,7 +135,7 @@ def _read_document(
         # same as not listed, so a tombstone if we knew it) and `permanent` (a FIFO, a link out
         # of the folder, too large, no permission: quarantined at once instead of failing the
         # run until the attempts run out). A quarantined read failure is read again next run.
-        if getattr(err, "gone", False):
+        if err.gone:
             if previous is None or previous.deleted:
                 return "gone", None
             tombstone(conn, source.name, [ref.doc_id])
@@ -149,7 +149,7 @@ def _read_document(
             shard=shard,
             uri=ref.uri,
             error=str(err),
-            max_attempts=1 if getattr(err, "permanent", False) else MAX_READ_ATTEMPTS,
+            max_attempts=1 if err.permanent else MAX_READ_ATTEMPTS,
         )
         conn.commit()
         if quarantined:

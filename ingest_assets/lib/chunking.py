@@ -13,7 +13,9 @@ from pathlib import Path
 from semantic_text_splitter import MarkdownSplitter, TextSplitter
 from tokenizers import Tokenizer
 
-_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
+# Trailing spaces and closing #s are stripped in Python: a regex doing it backtracks badly
+# on long runs of spaces.
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.*)$")
 _FENCE = re.compile(r"^(```|~~~)")
 _CONTEXT_SEPARATOR = " › "
 _MAX_CONTEXT_CHARS = 200
@@ -52,7 +54,9 @@ def heading_positions(markdown: str) -> list[tuple[int, int, str]]:
         if _FENCE.match(stripped):
             in_fence = not in_fence
         elif not in_fence and (match := _HEADING.match(stripped)):
-            headings.append((offset, len(match.group(1)), match.group(2).strip()))
+            title = match.group(2).rstrip(" \t#").strip()
+            if title:
+                headings.append((offset, len(match.group(1)), title))
         offset += len(line)
     return headings
 

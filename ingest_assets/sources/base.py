@@ -10,6 +10,9 @@ from typing import Protocol
 class SourceReadError(Exception):
     """A document could not be read right now (missing, unreadable, too large)."""
 
+    gone = False  # deleted since it was listed: the same as not listed
+    permanent = False  # retrying cannot help (a FIFO, a link out of the folder, too large)
+
 
 @dataclass(frozen=True)
 class DocumentRef:

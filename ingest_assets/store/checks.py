@@ -6,15 +6,23 @@ import psycopg
 from psycopg import sql
 
 
-def chunks_without_vector(conn: psycopg.Connection, table: str) -> tuple[int, list[str]]:
-    """Live chunks with no vector in `table`: (count, a few 'source:doc_id' samples)."""
+def chunks_without_vector(
+    conn: psycopg.Connection, table: str, scope: dict[str, list[int]] | None = None
+) -> tuple[int, list[str]]:
+    """Live chunks with no vector in `table`, over every source or only the shards in
+    `scope` ({source: shards}): (count, a few 'source:doc_id' samples)."""
+    pairs = None
+    if scope is not None:
+        pairs = [f"{source}|{shard}" for source, shards in scope.items() for shard in shards]
     rows = conn.execute(
         sql.SQL(
             "SELECT d.source || ':' || d.doc_id FROM chunks c "
             "JOIN documents d ON d.id = c.document_id "
             "WHERE d.deleted_at IS NULL "
+            "AND (%s::text[] IS NULL OR d.source || '|' || d.shard = ANY(%s::text[])) "
             "AND NOT EXISTS (SELECT 1 FROM {} v WHERE v.text_hash = c.text_hash)"
-        ).format(sql.Identifier(table))
+        ).format(sql.Identifier(table)),
+        (pairs, pairs),
     ).fetchall()
     return len(rows), sorted({r[0] for r in rows})[:10]
 

@@ -114,7 +114,11 @@ def record_read_failure(
     ).fetchone()
     assert row is not None
     if row[0] >= max_attempts:
-        conn.execute("UPDATE documents SET quarantined_at = now() WHERE id = %s", (id,))
+        # Out of search too: its last readable text may no longer be what the file holds.
+        conn.execute(
+            "UPDATE documents SET quarantined_at = now(), chunked_hash = NULL WHERE id = %s", (id,)
+        )
+        conn.execute("DELETE FROM chunks WHERE document_id = %s", (id,))
         return True
     return False
 

@@ -36,7 +36,8 @@ def search(
             "c.ordinal, c.context, c.text "
             "FROM {} v JOIN chunks c ON c.text_hash = v.text_hash "
             "JOIN documents d ON d.id = c.document_id "
-            "WHERE d.deleted_at IS NULL AND (%(source)s::text IS NULL OR d.source = %(source)s) "
+            "WHERE d.deleted_at IS NULL AND d.quarantined_at IS NULL "
+            "AND (%(source)s::text IS NULL OR d.source = %(source)s) "
             "ORDER BY v.embedding <=> %(q)s, d.doc_id, c.ordinal LIMIT %(k)s"
         ).format(sql.Identifier(table)),
         {"q": query.astype(np.float32), "source": source, "k": k},

@@ -117,3 +117,44 @@ def test_quarantine_check_warns_and_lists_the_reason(ingest, settings, instance,
     assert evaluation.passed is False
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
     assert "broken.pdf" in evaluation.metadata["documents"].value
+
+
+def test_vector_check_in_a_partitioned_run_judges_only_that_runs_shards(
+    ingest, settings, db, instance, tmp_path
+):
+    from ingest_assets.assets.checks import run_scope
+
+    assert run_scope({}) is None
+    assert run_scope({"dagster/partition": "docs|0003"}) == {"docs": [3]}
+    assert run_scope(
+        {
+            "dagster/asset_partition_range_start": "docs|0001",
+            "dagster/asset_partition_range_end": "docs|0003",
+        }
+    ) == {"docs": [1, 2, 3]}
+
+    folder = make_folder(tmp_path)
+    ingest(folder)
+    with db.connect() as conn:
+        (shard,) = conn.execute(
+            f"DELETE FROM {vector_table_name('hashing-384')} v USING chunks c, documents d "
+            "WHERE v.text_hash = c.text_hash AND c.document_id = d.id "
+            "AND d.doc_id = 'note-0.md' RETURNING d.shard"
+        ).fetchone()
+        conn.commit()
+    assert check_results(instance, settings)["every_chunk_has_a_vector"] is False
+    other = next(s for s in range(settings.shards) if s != shard)
+    result = (
+        build_definitions(settings)
+        .resolve_job_def(CHECKS_JOB)
+        .execute_in_process(
+            instance=instance, tags={"dagster/partition": partition_key("docs", other)}
+        )
+    )
+    (evaluation,) = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        and e.event_specific_data.check_name == "every_chunk_has_a_vector"
+    ]
+    assert evaluation.passed is True

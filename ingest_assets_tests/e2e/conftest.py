@@ -1,0 +1,433 @@
+"""Shared helpers of the end-to-end tests: a real `ingest dev` (webserver + daemon on the
+project's dagster.yaml, embedded PostgreSQL under a tmp INGEST_HOME), and the ways a user talks
+to it: the `ingest` CLI and the webserver's GraphQL API.
+
+Every wait is bounded in attempts and seconds; every process started here is stopped, also when
+a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SOURCE = "docs"
+ASSETS = ("raw_documents", "chunks", "embeddings")
+CHECKS = (
+    ("embeddings", "every_chunk_has_a_vector"),
+    ("embeddings", "vector_dimension_matches_model"),
+    ("chunks", "no_chunks_of_deleted_documents"),
+    ("raw_documents", "quarantined_documents"),
+)
+SENSORS = ("sources_sensor", "changes_sensor")
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+BACKFILL_TAG = "dagster/backfill"
+TERMINAL = {"SUCCESS", "FAILURE", "CANCELED"}
+
+T = TypeVar("T")
+
+RUNS_QUERY = """
+{ runsOrError(limit: 500) {
+    __typename
+    ... on Runs { results {
+      runId status jobName creationTime startTime endTime tags { key value } } }
+    ... on PythonError { message } } }
+"""
+RUN_MATERIALIZATIONS_QUERY = """
+query Run($runId: ID!) { runOrError(runId: $runId) {
+    __typename
+    ... on Run { assetMaterializations { partition assetKey { path } } }
+    ... on PythonError { message } } }
+"""
+SENSOR_QUERY = """
+query Sensor($name: String!) { sensorOrError(sensorSelector: {
+    repositoryName: "__repository__", repositoryLocationName: "ingest_assets",
+    sensorName: $name }) {
+    __typename
+    ... on Sensor { id sensorState { status
+        ticks(limit: 200) { tickId status timestamp runIds skipReason error { message } } } }
+    ... on PythonError { message } } }
+"""
+STOP_SENSOR_MUTATION = """
+mutation Stop($id: String!) { stopSensor(id: $id) {
+    __typename
+    ... on StopSensorMutationResult { instigationState { status } }
+    ... on PythonError { message } } }
+"""
+PARTITIONS_QUERY = """
+query Partitions($path: [String!]!) { assetNodeOrError(assetKey: {path: $path}) {
+    __typename
+    ... on AssetNode {
+      partitionStats { numMaterialized numPartitions numFailed numMaterializing }
+      assetPartitionStatuses { __typename ... on MultiPartitionStatuses { ranges {
+          primaryDimStartKey primaryDimEndKey
+          secondaryDim { ... on DefaultPartitionStatuses {
+              materializedPartitions failedPartitions } } } } } } } }
+"""
+CHECK_EXECUTIONS_QUERY = """
+query Checks($path: [String!]!, $check: String!) {
+  assetCheckExecutions(assetKey: {path: $path}, checkName: $check, limit: 200) {
+    runId status timestamp evaluation { success } } }
+"""
+BACKFILL_QUERY = """
+query Backfill($id: String!) { partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { id status numPartitions partitionNames
+        runs { runId status tags { key value } } }
+    ... on PythonError { message } } }
+"""
+BACKFILL_TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
+
+
+def report(line: str) -> None:
+    """Timings and findings, visible with `pytest -s`."""
+    print(f"[e2e] {line}", flush=True)  # noqa: T201
+
+
+def tag(run: dict[str, Any], key: str) -> str | None:
+    return next((t["value"] for t in run["tags"] if t["key"] == key), None)
+
+
+def partition_key(shard: int, source: str = SOURCE) -> str:
+    return f"{source}|{shard:04d}"
+
+
+def stack_env(home: Path, **settings: str) -> dict[str, str]:
+    """This process's environment without INGEST_/DAGSTER_ variables, plus `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DAGSTER_"))}
+    env.update(INGEST_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **settings)
+    return env
+
+
+class Stack:
+    """A running `ingest dev`, and the ways a user talks to it."""
+
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        client: httpx.Client,
+        env: dict[str, str],
+        log: Path,
+        corpus: Path | None = None,
+    ):
+        self.process = process
+        self.client = client
+        self.env = env
+        self.log = log
+        self.corpus = corpus
+        self.state: dict[str, Any] = {}
+
+    # -- waiting ----------------------------------------------------------------------------
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError as err:
+            return f"(no log: {err})"
+
+    def wait_for(
+        self, what: str, probe: Callable[[], T | None], timeout: float, interval: float = 1.0
+    ) -> T:
+        """Poll `probe` until it returns something other than None: at most `timeout` seconds
+        and timeout/interval + 1 attempts. Fails at once when the stack has died."""
+        deadline = time.monotonic() + timeout
+        for _ in range(int(timeout / interval) + 1):
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"`ingest dev` exited ({self.process.returncode}) while waiting for {what}:\n"
+                    + self.log_tail()
+                )
+            found = probe()
+            if found is not None:
+                return found
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(interval)
+        raise AssertionError(
+            f"timed out after {timeout:.0f}s waiting for {what}\n" + self.log_tail()
+        )
+
+    # -- the CLI ----------------------------------------------------------------------------
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        result = subprocess.run(
+            [sys.executable, "-m", "ingest_assets.cli", *args],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, f"ingest {' '.join(args)}:\n{result.stderr[-3000:]}"
+        return result
+
+    def search(self, query: str, k: int = 5, model: str | None = None) -> list[dict[str, Any]]:
+        options = ["--model", model] if model else []
+        return json.loads(self.cli("search", query, "-k", str(k), *options, "--json").stdout)
+
+    def status(self) -> dict[str, Any]:
+        rows = json.loads(self.cli("status", "--json").stdout)
+        return {row["source"]: row for row in rows}
+
+    def sql(self, query: str, *params: Any) -> list[list[Any]]:
+        """Rows of one query on the pipeline's schema, from a short-lived process that joins
+        the embedded server and leaves it (this process never holds it, so the server stops
+        with `ingest dev`)."""
+        script = (
+            "import json, sys; from pathlib import Path; import psycopg; "
+            "from ingest_assets.resources.postgres import embedded_server_url; "
+            "conn = psycopg.connect(embedded_server_url(Path(sys.argv[1]))); "
+            "conn.execute('SET search_path TO ingest, public'); "
+            "rows = conn.execute(sys.argv[2], json.loads(sys.argv[3])).fetchall(); "
+            "conn.close(); print(json.dumps([list(r) for r in rows], default=str))"
+        )
+        home = Path(self.env["INGEST_HOME"])
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(home / "pg"), query, json.dumps(params)],
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, f"{query}:\n{result.stderr[-3000:]}"
+        return json.loads(result.stdout)
+
+    # -- GraphQL ----------------------------------------------------------------------------
+
+    def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
+        response = self.client.post("/graphql", json={"query": query, "variables": variables})
+        response.raise_for_status()
+        body = response.json()
+        assert not body.get("errors"), body["errors"]
+        return body["data"]
+
+    def runs(self) -> list[dict[str, Any]]:
+        found = self.graphql(RUNS_QUERY)["runsOrError"]
+        assert found["__typename"] == "Runs", found
+        return found["results"]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        return next(r for r in self.runs() if r["runId"] == run_id)
+
+    def run_materializations(self, run_id: str) -> list[tuple[str, str]]:
+        found = self.graphql(RUN_MATERIALIZATIONS_QUERY, runId=run_id)["runOrError"]
+        assert found["__typename"] == "Run", found
+        return [
+            ("/".join(m["assetKey"]["path"]), m["partition"])
+            for m in found["assetMaterializations"]
+        ]
+
+    def sensor(self, name: str) -> dict[str, Any]:
+        found = self.graphql(SENSOR_QUERY, name=name)["sensorOrError"]
+        assert found["__typename"] == "Sensor", found
+        return {"id": found["id"], **found["sensorState"]}
+
+    def stop_sensor(self, name: str) -> None:
+        """Stop the sensor through the API, as the UI's toggle does."""
+
+        def stopped() -> bool | None:
+            state = self.sensor(name)
+            if state["status"] == "STOPPED":
+                return True
+            found = self.graphql(STOP_SENSOR_MUTATION, id=state["id"])["stopSensor"]
+            assert found["__typename"] == "StopSensorMutationResult", found
+            return None
+
+        self.wait_for(f"{name} to be stopped", stopped, timeout=20, interval=0.5)
+
+    def ticks(self, name: str) -> list[dict[str, Any]]:
+        return sorted(self.sensor(name)["ticks"], key=lambda t: t["timestamp"])
+
+    def asset_node(self, asset: str) -> dict[str, Any]:
+        found = self.graphql(PARTITIONS_QUERY, path=[asset])["assetNodeOrError"]
+        assert found["__typename"] == "AssetNode", found
+        return found
+
+    def shards_with(
+        self, asset: str, status: str = "materializedPartitions", source: str = SOURCE
+    ) -> list[str]:
+        """The source's shard keys of `asset` in the given partition status."""
+        statuses = self.asset_node(asset)["assetPartitionStatuses"]
+        for r in statuses.get("ranges") or []:
+            if r["primaryDimStartKey"] <= source <= r["primaryDimEndKey"]:
+                return sorted(r["secondaryDim"].get(status) or [])
+        return []
+
+    def check_executions(self, asset: str, check: str) -> list[dict[str, Any]]:
+        return self.graphql(CHECK_EXECUTIONS_QUERY, path=[asset], check=check)[
+            "assetCheckExecutions"
+        ]
+
+    def backfill(self, backfill_id: str) -> dict[str, Any]:
+        found = self.graphql(BACKFILL_QUERY, id=backfill_id)["partitionBackfillOrError"]
+        assert found["__typename"] == "PartitionBackfill", found
+        return found
+
+    # -- composite waits --------------------------------------------------------------------
+
+    def wait_idle(self, timeout: float = 120) -> list[dict[str, Any]]:
+        """Every run has ended (none queued or in progress)."""
+
+        def idle() -> list[dict[str, Any]] | None:
+            runs = self.runs()
+            return runs if all(r["status"] in TERMINAL for r in runs) else None
+
+        return self.wait_for("every run to end", idle, timeout)
+
+    def wait_new_run(self, known: set[str], timeout: float) -> dict[str, Any]:
+        return self.wait_for(
+            "a new run",
+            lambda: next((r for r in self.runs() if r["runId"] not in known), None),
+            timeout,
+            interval=0.5,
+        )
+
+    def wait_run_ended(self, run_id: str, timeout: float = 120) -> dict[str, Any]:
+        def ended() -> dict[str, Any] | None:
+            run = self.run(run_id)
+            return run if run["status"] in TERMINAL else None
+
+        return self.wait_for(f"run {run_id} to end", ended, timeout, interval=0.5)
+
+    def requesting_tick(self, sensor: str, run_id: str) -> dict[str, Any]:
+        """The tick that created the run (a tick lists its runs once it has launched them)."""
+        return self.wait_for(
+            f"a {sensor} tick listing run {run_id}",
+            lambda: next((t for t in self.ticks(sensor) if run_id in t["runIds"]), None),
+            timeout=30,
+            interval=0.5,
+        )
+
+    def ticks_between(self, sensor: str, start: float, end: float) -> list[dict[str, Any]]:
+        """Ticks that began in [start, end): earlier chances the sensor had, and let pass."""
+        return [t for t in self.ticks(sensor) if start <= t["timestamp"] < end]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _default_sigint() -> None:
+    # A shell that starts pytest in the background ignores SIGINT, and ignored signals are
+    # inherited: give `ingest dev` the Ctrl-C behaviour it has in a terminal.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C for the whole process group (as a terminal sends it), then escalate."""
+    pgid = process.pid  # process_group=0: the leader's pid is the group id
+    started = time.monotonic()
+    for sig, grace in ((signal.SIGINT, 30.0), (signal.SIGTERM, 15.0), (signal.SIGKILL, 10.0)):
+        if process.poll() is not None and not _group_alive(pgid):
+            break
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, sig)
+        deadline = time.monotonic() + grace
+        for _ in range(int(grace / 0.2) + 1):
+            if process.poll() is not None and not _group_alive(pgid):
+                break
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        if sig != signal.SIGINT:
+            report(f"`ingest dev` needed {sig.name} to stop")
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=5)
+    report(f"`ingest dev` stopped in {time.monotonic() - started:.1f}s (exit {process.returncode})")
+
+
+def release_embedded_postgres(pgdata: Path, env: dict[str, str]) -> None:
+    """The embedded server stops with its last holder; when a holder was killed it stays up.
+    Joining and leaving again (dead holders are forgotten on join) stops it."""
+    pidfile = pgdata / "postmaster.pid"
+    for _ in range(20):  # a clean shutdown is stopping it right now
+        if not pidfile.exists():
+            return
+        time.sleep(0.5)
+    report("embedded PostgreSQL still up after `ingest dev` ended: stopping it")
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; "
+            "from ingest_assets.resources.postgres import embedded_server_url; "
+            "embedded_server_url(Path(sys.argv[1]))",
+            str(pgdata),
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@contextlib.contextmanager
+def running_stack(
+    env: dict[str, str], log: Path, corpus: Path | None = None, *, wait_for_ticks: bool = True
+) -> Iterator[Stack]:
+    """`ingest dev` on a free 127.0.0.1 port with `env` (INGEST_HOME set), up and serving
+    GraphQL (and, with wait_for_ticks, both sensors ticked once); stopped on the way out,
+    with the embedded PostgreSQL it held."""
+    port = free_port()
+    started = time.monotonic()
+    with log.open("ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ingest_assets.cli", "dev", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+            preexec_fn=_default_sigint,
+        )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            stack = Stack(process, client, env, log, corpus)
+
+            def server_up() -> bool | None:
+                try:
+                    return client.get("/server_info", timeout=5).status_code == 200 or None
+                except httpx.HTTPError:
+                    return None
+
+            stack.wait_for("the webserver's /server_info", server_up, timeout=120, interval=0.5)
+            if wait_for_ticks:  # the daemon is ticking
+                for name in SENSORS:
+                    stack.wait_for(
+                        f"a first {name} tick", lambda n=name: stack.ticks(n) or None, 60
+                    )
+            report(f"`ingest dev` up on port {port} in {time.monotonic() - started:.1f}s")
+            yield stack
+    finally:
+        stop_process_group(process)
+        release_embedded_postgres(Path(env["INGEST_HOME"]) / "pg", env)
