@@ -109,7 +109,12 @@ def scan_source(
     flush()
 
     listed = {r.doc_id for r in refs}
-    gone = [doc_id for doc_id, k in known.items() if not k.deleted and doc_id not in listed]
+    unseen = tuple(source.unlisted_prefixes)
+    gone = [
+        doc_id
+        for doc_id, k in known.items()
+        if not k.deleted and doc_id not in listed and not doc_id.startswith(unseen)
+    ]
     tombstone(conn, source.name, gone)
     conn.commit()
     for doc_id in gone:

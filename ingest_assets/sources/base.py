@@ -24,6 +24,9 @@ class DocumentRef:
 
 class Source(Protocol):
     name: str
+    # Document-id prefixes the last listing could not see into (an unreadable folder): their
+    # documents are not known to be deleted.
+    unlisted_prefixes: list[str]
 
     def list_documents(self) -> Iterator[DocumentRef]: ...
 

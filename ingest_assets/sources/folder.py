@@ -54,12 +54,22 @@ class FolderSource:
     def __init__(self, name: str, root: Path):
         self.name = name
         self.root = root.expanduser().resolve()
+        self.unlisted_prefixes: list[str] = []
 
     def list_documents(self) -> Iterator[DocumentRef]:
         if not self.root.is_dir():
             raise SourceReadError(f"source {self.name!r}: folder {self.root} does not exist")
+        self.unlisted_prefixes = []
+
+        def unlisted(error: OSError) -> None:
+            # A folder we cannot look into is not a folder whose files were deleted.
+            if error.filename is not None:
+                relative = os.path.relpath(os.fsdecode(error.filename), self.root)
+                self.unlisted_prefixes.append("" if relative == "." else relative + "/")
+
         # Walk without following directory symlinks: no loops, no escaping the root.
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+        walk = os.walk(self.root, followlinks=False, onerror=unlisted)
+        for dirpath, dirnames, filenames in walk:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
                 suffix = os.path.splitext(filename)[1].lower()

@@ -508,3 +508,30 @@ def test_too_much_text_is_refused_before_any_work() -> None:
     with pytest.raises(ExtractionError, match=r"too much text to index: 20\.0 million characters"):
         extract(b"ab" * 10_000_000, ".txt", name="f")
     assert time.perf_counter() - started < 2
+
+
+def test_a_folder_that_cannot_be_listed_does_not_delete_its_documents(
+    ingest, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "corpus"
+    write_normal(root)
+    (root / "private").mkdir()
+    (root / "private" / "otters.md").write_text("Otters hold hands while sleeping.\n")
+    ingest(root)
+    real_scandir = os.scandir
+
+    def refuse_private(path=".", *args, **kwargs):  # type: ignore[no-untyped-def]
+        if os.fspath(path).endswith("private"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real_scandir(path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "scandir", refuse_private)
+        listing = FolderSource("docs", root)
+        assert "private/otters.md" not in {ref.doc_id for ref in listing.list_documents()}
+        assert listing.unlisted_prefixes == ["private/"]
+        summary = ingest(root)
+
+    assert summary.success, summary.error
+    assert summary.totals["documents_deleted"] == 0
+    assert top_doc(db, "otters hold hands sleeping") == ["private/otters.md"]
