@@ -27,18 +27,19 @@ def stale_status(instance, settings, asset: str, key: str) -> StaleStatus:
     return resolver.get_status(dg.AssetKey(asset), key)
 
 
-def check_results(instance, settings) -> dict[str, bool]:
-    result = (
-        build_definitions(settings)
-        .resolve_job_def(CHECKS_JOB)
-        .execute_in_process(instance=instance)
-    )
-    evaluations = [
-        e.event_specific_data
+def check_evaluations(instance, settings, tags: dict[str, str] | None = None) -> dict:
+    """Run the index_checks job: {check name: its evaluation}."""
+    job = build_definitions(settings).resolve_job_def(CHECKS_JOB)
+    result = job.execute_in_process(instance=instance, tags=tags)
+    return {
+        e.event_specific_data.check_name: e.event_specific_data
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    ]
-    return {e.check_name: e.passed for e in evaluations}
+    }
+
+
+def check_results(instance, settings) -> dict[str, bool]:
+    return {name: e.passed for name, e in check_evaluations(instance, settings).items()}
 
 
 def test_model_change_marks_embeddings_stale_and_fills_a_new_table(
@@ -103,17 +104,7 @@ def test_quarantine_check_warns_and_lists_the_reason(ingest, settings, instance,
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4 nonsense")
     ingest(folder)
 
-    result = (
-        build_definitions(settings)
-        .resolve_job_def(CHECKS_JOB)
-        .execute_in_process(instance=instance)
-    )
-    (evaluation,) = [
-        e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and e.event_specific_data.check_name == "quarantined_documents"
-    ]
+    evaluation = check_evaluations(instance, settings)["quarantined_documents"]
     assert evaluation.passed is False
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
     assert "broken.pdf" in evaluation.metadata["documents"].value
@@ -144,17 +135,6 @@ def test_vector_check_in_a_partitioned_run_judges_only_that_runs_shards(
         conn.commit()
     assert check_results(instance, settings)["every_chunk_has_a_vector"] is False
     other = next(s for s in range(settings.shards) if s != shard)
-    result = (
-        build_definitions(settings)
-        .resolve_job_def(CHECKS_JOB)
-        .execute_in_process(
-            instance=instance, tags={"dagster/partition": partition_key("docs", other)}
-        )
-    )
-    (evaluation,) = [
-        e.event_specific_data
-        for e in result.all_events
-        if e.event_type_value == "ASSET_CHECK_EVALUATION"
-        and e.event_specific_data.check_name == "every_chunk_has_a_vector"
-    ]
+    tags = {"dagster/partition": partition_key("docs", other)}
+    evaluation = check_evaluations(instance, settings, tags)["every_chunk_has_a_vector"]
     assert evaluation.passed is True
