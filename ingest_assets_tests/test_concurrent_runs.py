@@ -1,5 +1,5 @@
-"""Two `ingest run` processes over the same source at once share the embedded PostgreSQL,
-take turns per shard, and leave no duplicate rows."""
+"""Two `ingest run` processes and a change-sensor run over the same source at once share the
+embedded PostgreSQL, take turns per shard, and leave no duplicate rows."""
 
 from __future__ import annotations
 
@@ -54,8 +54,8 @@ def test_concurrent_runs_over_the_same_shards_do_not_duplicate_anything(tmp_path
     assert documents == (150, 150)
     assert chunks[0] == chunks[1]
     assert vectors[0] == chunks[2]
-    new_counts = [int(_field(stderr, "new,")) for _, stderr in outputs]
-    assert sum(new_counts) == 150  # each document is new to exactly one of the runs
+    new_counts = [int(_field(stderr, "new,")) for _, stderr in outputs[:2]]
+    assert sum(new_counts) <= 150  # the sensor's run may have seen some documents first
 
 
 def _field(stderr: str, marker: str) -> str:
