@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test check lint format clean bench
+.PHONY: install demo test test-e2e check lint format clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,8 +23,12 @@ demo: $(STAMP)
 	done < samples/queries.txt
 	$(BIN)/ingest status
 
+# The daemon + webserver end-to-end tests take ~6 minutes on their own; CI runs both targets.
 test: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --ignore=ingest_assets_tests/e2e
+
+test-e2e: $(STAMP)
+	$(BIN)/pytest -q ingest_assets_tests/e2e
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
@@ -34,7 +38,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-check: lint test
+check: lint test test-e2e
 
 format: $(STAMP)
 	$(BIN)/ruff format .
