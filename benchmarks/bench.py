@@ -27,6 +27,7 @@ import httpx
 import psutil
 
 from benchmarks.corpus import generate_corpus
+from ingest_assets.testing.environment import isolated_environment
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer, FakeServerConfig
 
 ROOT = Path(__file__).resolve().parent
@@ -101,8 +102,7 @@ def server_ceiling(results: Results, server: FakeEmbeddingServer) -> tuple[float
 def ingest_env(
     home: Path, url: str | None, batch: int = 64, concurrency: int = 4
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DAGSTER_"))}
-    env.update(INGEST_HOME=str(home), INGEST_EMBEDDING_BATCH_SIZE=str(batch))
+    env = isolated_environment(INGEST_HOME=str(home), INGEST_EMBEDDING_BATCH_SIZE=str(batch))
     env.update(
         INGEST_EMBEDDING_CONCURRENCY=str(concurrency), INGEST_EMBEDDING_MAX_BATCH_TOKENS="65536"
     )

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from ingest_assets.testing.environment import isolated_environment
+
 
 def ingest(home: Path, *args: str, env: dict[str, str] | None = None):
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DAGSTER_"))}
-    environment.update(INGEST_HOME=str(home), **(env or {}))
+    environment = isolated_environment(INGEST_HOME=str(home), **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "ingest_assets.cli", *args],
         env=environment,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest_assets.testing.environment import isolated_environment
 from ingest_assets_tests.conftest import REPO_ROOT
 
 pytest.importorskip("sentence_transformers", reason="needs the 'local' extra")
@@ -32,10 +32,7 @@ EXPECTED_TOP_DOCUMENT = {
 class Cli:
     def __init__(self, home: Path, cwd: Path):
         self.cwd = cwd
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DAGSTER_"))
-        }
-        self.env.update(INGEST_HOME=str(home), HF_HUB_OFFLINE="1")
+        self.env = isolated_environment(INGEST_HOME=str(home), HF_HUB_OFFLINE="1")
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(

@@ -3,7 +3,6 @@ embedded PostgreSQL, take turns per shard, and leave no duplicate rows."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,14 +12,14 @@ import psycopg
 from benchmarks.corpus import generate_corpus
 from ingest_assets.resources.postgres import embedded_server_url
 from ingest_assets.store.vectors import vector_table_name
+from ingest_assets.testing.environment import isolated_environment
 
 
 def test_concurrent_runs_over_the_same_shards_do_not_duplicate_anything(tmp_path: Path):
     corpus = tmp_path / "corpus"
     generate_corpus(corpus, documents=150, seed=5)
     home = tmp_path / "home"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DAGSTER_"))}
-    env.update(
+    env = isolated_environment(
         INGEST_HOME=str(home),
         INGEST_EMBEDDING_PROVIDER="hashing",
         INGEST_EMBEDDING_MODEL="hashing-384",

@@ -17,6 +17,7 @@ import pytest
 from benchmarks.corpus import generate_corpus
 from ingest_assets.resources.postgres import embedded_server_url
 from ingest_assets.store.vectors import vector_table_name
+from ingest_assets.testing.environment import isolated_environment
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer, FakeServerConfig
 
 MODEL = "fake-384"
@@ -31,10 +32,7 @@ class Stack:
         generate_corpus(self.corpus, documents=documents, seed=9)
         self.documents = documents
         self.url = embedded_server_url(self.home / "pg")  # survives the killed runs
-        self.env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DAGSTER_"))
-        }
-        self.env.update(
+        self.env = isolated_environment(
             INGEST_HOME=str(self.home),
             INGEST_SHARDS="4",
             INGEST_EMBEDDING_PROVIDER="openai",

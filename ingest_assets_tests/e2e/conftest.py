@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from ingest_assets.testing.environment import isolated_environment
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "docs"
 ASSETS = ("raw_documents", "chunks", "embeddings")
@@ -107,9 +109,9 @@ def partition_key(shard: int, source: str = SOURCE) -> str:
 
 def stack_env(home: Path, **settings: str) -> dict[str, str]:
     """This process's environment without INGEST_/DAGSTER_ variables, plus `settings`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("INGEST_", "DAGSTER_"))}
-    env.update(INGEST_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **settings)
-    return env
+    return isolated_environment(
+        INGEST_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **settings
+    )
 
 
 class Stack:
