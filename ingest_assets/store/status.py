@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 
 import psycopg
 from psycopg import sql
@@ -15,9 +16,11 @@ class SourceStatus:
     documents: int
     deleted: int
     quarantined: int
-    pending_chunking: int
+    pending_chunking: int  # extracted documents whose chunks are missing or stale
     chunks: int
-    chunks_with_vector: int
+    chunks_with_vector: int  # for the active model
+    failed_reads: int = 0  # read failed, to be retried on the next runs (not quarantined yet)
+    vectors_by_model: dict[str, int] = field(default_factory=dict)  # live chunks with a vector
 
     @property
     def pending_embedding(self) -> int:
@@ -27,12 +30,32 @@ class SourceStatus:
         return {**asdict(self), "pending_embedding": self.pending_embedding}
 
 
-def source_status(conn: psycopg.Connection, table: str | None, chunker: str) -> list[SourceStatus]:
-    vectors = (
+def source_status(
+    conn: psycopg.Connection,
+    table: str | None,
+    chunker: str,
+    models: Sequence[tuple[str, str]] = (),
+) -> list[SourceStatus]:
+    """One row per registered source. `table` is the active model's vector table (None: no
+    vectors yet); `models` are (model, table) pairs whose live chunks with a vector are counted
+    per source, one join per table (each is keyed by text hash, so no join multiplies rows)."""
+    joins: list[sql.Composable] = [
         sql.SQL("LEFT JOIN {} v ON v.text_hash = c.text_hash").format(sql.Identifier(table))
         if table
         else sql.SQL("LEFT JOIN (SELECT NULL::bytea AS text_hash) v ON false")
-    )
+    ]
+    counts: list[sql.Composable] = [sql.SQL("count(v.text_hash)")]
+    for i, (_, model_table) in enumerate(models):
+        alias = sql.Identifier(f"m{i}")
+        if model_table == table:
+            counts.append(sql.SQL("count(v.text_hash)"))
+            continue
+        joins.append(
+            sql.SQL("LEFT JOIN {} {} ON {}.text_hash = c.text_hash").format(
+                sql.Identifier(model_table), alias, alias
+            )
+        )
+        counts.append(sql.SQL("count({}.text_hash)").format(alias))
     rows = conn.execute(
         sql.SQL(
             "WITH docs AS ("
@@ -42,18 +65,37 @@ def source_status(conn: psycopg.Connection, table: str | None, chunker: str) -> 
             "  count(*) FILTER (WHERE deleted_at IS NULL AND quarantined_at IS NOT NULL) AS bad,"
             "  count(*) FILTER (WHERE deleted_at IS NULL AND quarantined_at IS NULL"
             "   AND body IS NOT NULL AND (chunked_hash IS DISTINCT FROM content_hash"
-            "   OR chunker IS DISTINCT FROM %s)) AS unchunked"
+            "   OR chunker IS DISTINCT FROM %s)) AS unchunked,"
+            "  count(*) FILTER (WHERE deleted_at IS NULL AND quarantined_at IS NULL"
+            "   AND attempts > 0) AS failed_reads"
             " FROM documents GROUP BY source),"
             " chunk_counts AS ("
-            " SELECT d.source, count(*) AS chunks, count(v.text_hash) AS embedded"
+            " SELECT d.source, count(*) AS chunks, ARRAY[{}]::bigint[] AS embedded"
             " FROM chunks c JOIN documents d ON d.id = c.document_id {}"
             " WHERE d.deleted_at IS NULL GROUP BY d.source)"
             "SELECT s.name, s.location, coalesce(docs.live, 0), coalesce(docs.deleted, 0),"
             " coalesce(docs.bad, 0), coalesce(docs.unchunked, 0),"
-            " coalesce(cc.chunks, 0), coalesce(cc.embedded, 0)"
+            " coalesce(cc.chunks, 0), cc.embedded, coalesce(docs.failed_reads, 0)"
             " FROM sources s LEFT JOIN docs ON docs.source = s.name"
             " LEFT JOIN chunk_counts cc ON cc.source = s.name ORDER BY s.name"
-        ).format(vectors),
+        ).format(sql.SQL(", ").join(counts), sql.SQL(" ").join(joins)),
         (chunker,),
     )
-    return [SourceStatus(*row) for row in rows]
+    statuses = []
+    for name, location, live, deleted, bad, unchunked, chunks, embedded, failed in rows:
+        embedded = embedded or [0] * len(counts)  # a source without chunks
+        statuses.append(
+            SourceStatus(
+                source=name,
+                location=location,
+                documents=live,
+                deleted=deleted,
+                quarantined=bad,
+                pending_chunking=unchunked,
+                chunks=chunks,
+                chunks_with_vector=embedded[0],
+                failed_reads=failed,
+                vectors_by_model={m: n for (m, _), n in zip(models, embedded[1:], strict=True)},
+            )
+        )
+    return statuses
