@@ -3,8 +3,12 @@ shards whose documents changed. Thin: the listing and the database go through re
 
 import hashlib
 import json
+import logging
+import time
+from typing import Any
 
 import dagster as dg
+import psycopg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ingest_assets.lib.fingerprints import changed_shards, contiguous_ranges, shard_digests
@@ -12,7 +16,14 @@ from ingest_assets.lib.hashing import shard_of
 from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key, sources_partitions
 from ingest_assets.resources.postgres import PostgresResource
 from ingest_assets.settings import IngestSettings
-from ingest_assets.sources import SourceReadError, open_source
+from ingest_assets.sources import (
+    DocumentRef,
+    Source,
+    SourceReadError,
+    SourceRecord,
+    notifications,
+    open_source,
+)
 from ingest_assets.sources.registry import RegistryError, load_registry
 from ingest_assets.store.sources import (
     delete_source,
@@ -24,6 +35,8 @@ from ingest_assets.store.sources import (
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 SOURCE_TAG = "ingest/source"
+# The notify sensor only drains a held LISTEN connection: cheap enough to run often.
+NOTIFY_SENSOR_INTERVAL_S = 2
 _UNFINISHED = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -109,41 +122,136 @@ def build_sensors(
     def changes_sensor(
         context: dg.SensorEvaluationContext, postgres: PostgresResource
     ) -> dg.SensorResult:
-        cursor: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+        cursor: dict[str, Any] = json.loads(context.cursor) if context.cursor else {}
         known = set(context.instance.get_dynamic_partitions(SOURCES_PARTITIONS_NAME))
         requests: list[dg.RunRequest] = []
-        next_cursor: dict[str, str] = {}
+        next_cursor: dict[str, Any] = {}
         with postgres.database().connect() as conn:
             for record in list_sources(conn):
                 if record.name not in known:
                     continue  # the sources sensor adds it and requests its first run
+                entry = _cursor_entry(cursor.get(record.name))
                 if has_unfinished_run(context.instance, record.name):
                     # Compare again once it has finished; keep the old cursor entry.
                     if record.name in cursor:
-                        next_cursor[record.name] = cursor[record.name]
+                        next_cursor[record.name] = entry
                     continue
-                try:
-                    listed = shard_digests(
-                        (ref.doc_id, shard_of(ref.doc_id, shards), ref.fingerprint)
-                        for ref in open_source(record).list_documents()
-                    )
-                except SourceReadError as err:
-                    context.log.warning(f"{record.name}: {err}")
-                    continue
-                listing = json.dumps(sorted(listed.items()))
-                next_cursor[record.name] = listing
-                if cursor.get(record.name) == listing:
-                    continue  # same listing as last tick: its runs were requested then
-                stored = shard_digests(document_fingerprints(conn, record.name))
-                for first, last in contiguous_ranges(changed_shards(listed, stored)):
-                    # Both sides of the difference: a folder that returns to an earlier
-                    # listing (a file added, then deleted again) still gets a new run.
-                    span = range(first, last + 1)
-                    digest = "".join(f"{listed.get(s, '-')}{stored.get(s, '-')}" for s in span)
-                    fingerprint = hashlib.sha1(digest.encode()).hexdigest()
-                    key = f"change:{record.name}:{first}-{last}:{fingerprint}"
-                    requests.append(range_request(record.name, first, last, key, "change"))
+                found, next_cursor[record.name] = source_changes(
+                    conn, record, entry, shards, "change", context.log
+                )
+                requests += found
             conn.rollback()
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(next_cursor))
 
-    return [sources_sensor, changes_sensor]
+    @dg.sensor(
+        name="notify_sensor",
+        job=job,
+        minimum_interval_seconds=NOTIFY_SENSOR_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            "Wakes at a NOTIFY on a table source's channel and requests runs for its changed "
+            "shards at once, instead of at the change sensor's next poll."
+        ),
+    )
+    def notify_sensor(
+        context: dg.SensorEvaluationContext, postgres: PostgresResource
+    ) -> dg.SensorResult:
+        requests: list[dg.RunRequest] = []
+        with postgres.database().connect() as conn:
+            for record in list_sources(conn):
+                channel = record.options.get("notify_channel")
+                if record.kind != "postgres_table" or not channel:
+                    continue
+                try:
+                    woken = notifications.drain(record, str(channel))
+                except (SourceReadError, ValueError) as err:
+                    context.log.warning(f"{record.name}: cannot listen on {channel!r}: {err}")
+                    continue
+                if not woken or has_unfinished_run(context.instance, record.name):
+                    # A change while a run is going: the change sensor's next poll sees it.
+                    continue
+                context.log.info(f"{record.name}: {woken} notification(s) on {channel!r}")
+                found, _ = source_changes(conn, record, {}, shards, "notify", context.log)
+                requests += found
+            conn.rollback()
+        return dg.SensorResult(run_requests=requests)
+
+    return [sources_sensor, changes_sensor, notify_sensor]
+
+
+def _cursor_entry(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):  # cursors written before entries became mappings
+        return {"listing": value}
+    return dict(value or {})
+
+
+def source_changes(
+    conn: psycopg.Connection,
+    record: SourceRecord,
+    entry: dict[str, Any],
+    shards: int,
+    trigger: str,
+    log: logging.Logger | dg.DagsterLogManager,
+) -> tuple[list[dg.RunRequest], dict[str, Any]]:
+    """Run requests for the source's shards whose documents differ from the database, and
+    the cursor entry to keep. Cheap first: a table's change token, then the listing's
+    fingerprints; web pages are asked "changed since?" at most every `recheck_s`."""
+    try:
+        source = open_source(record)
+    except ValueError as err:
+        log.warning(str(err))
+        return [], entry
+    try:
+        return _changes(conn, record, source, entry, shards, trigger)
+    except SourceReadError as err:
+        log.warning(f"{record.name}: {err}")
+        return [], entry
+    finally:
+        source.close()
+
+
+def _changes(
+    conn: psycopg.Connection,
+    record: SourceRecord,
+    source: Source,
+    entry: dict[str, Any],
+    shards: int,
+    trigger: str,
+) -> tuple[list[dg.RunRequest], dict[str, Any]]:
+    entry = dict(entry)
+    token_of = getattr(source, "change_token", None)
+    if token_of is not None:
+        token = token_of()
+        if entry.get("token") == token:
+            return [], entry  # no row added, deleted or touched since the last look
+        entry["token"] = token
+    stored_rows = list(document_fingerprints(conn, record.name))
+    stored_fingerprints = {doc_id: fingerprint for doc_id, _, fingerprint in stored_rows}
+    refs = list(source.list_documents())
+    if any(ref.fingerprint is None for ref in refs):
+        recheck_s = float(getattr(getattr(source, "options", None), "recheck_s", 0.0))
+        now = time.time()
+        if now - float(entry.get("checked", 0.0)) >= recheck_s:
+            refs = list(source.revalidate(refs, stored_fingerprints))
+            entry["checked"] = now
+        else:  # between rechecks only added and removed pages count
+            refs = [
+                DocumentRef(r.doc_id, r.uri, stored_fingerprints.get(r.doc_id), r.suffix)
+                for r in refs
+            ]
+    listed = shard_digests((r.doc_id, shard_of(r.doc_id, shards), r.fingerprint) for r in refs)
+    listing = json.dumps(sorted(listed.items()))
+    if entry.get("listing") == listing:
+        return [], entry  # same listing as last tick: its runs were requested then
+    entry["listing"] = listing
+    stored = shard_digests(stored_rows)
+    requests = []
+    for first, last in contiguous_ranges(changed_shards(listed, stored)):
+        # Both sides of the difference: a folder that returns to an earlier listing (a file
+        # added, then deleted again) still gets a new run.
+        span = range(first, last + 1)
+        digest = "".join(f"{listed.get(s, '-')}{stored.get(s, '-')}" for s in span)
+        fingerprint = hashlib.sha1(digest.encode()).hexdigest()
+        key = f"{trigger}:{record.name}:{first}-{last}:{fingerprint}"
+        requests.append(range_request(record.name, first, last, key, trigger))
+    return requests, entry

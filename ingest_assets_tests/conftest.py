@@ -59,7 +59,7 @@ def instance() -> Iterator[dg.DagsterInstance]:
 
 
 class Ingest:
-    """Runs the real ingest job over a folder source, as `ingest run` does."""
+    """Runs the real ingest job over a source, as `ingest run` does."""
 
     def __init__(self, settings: IngestSettings, db: Database, instance: dg.DagsterInstance):
         self.settings = settings
@@ -67,11 +67,20 @@ class Ingest:
         self.instance = instance
 
     def __call__(
-        self, folder: Path, name: str = "docs", settings: IngestSettings | None = None
+        self,
+        folder: Path | SourceRecord,
+        name: str = "docs",
+        settings: IngestSettings | None = None,
     ) -> RunSummary:
+        """Ingest a folder (as source `name`) or any declared source."""
         settings = settings or self.settings
-        register(settings, self.db, self.instance, SourceRecord(name, "folder", str(folder)))
-        return run_source(settings, self.db, self.instance, name)
+        record = (
+            folder
+            if isinstance(folder, SourceRecord)
+            else SourceRecord(name, "folder", str(folder))
+        )
+        register(settings, self.db, self.instance, record)
+        return run_source(settings, self.db, self.instance, record.name)
 
 
 @pytest.fixture

@@ -31,7 +31,9 @@ def test_source_add_list_remove(tmp_path):
     added = ingest(home, "source", "add", "docs", str(folder))
     assert added.returncode == 0, added.stderr
     listed = json.loads(ingest(home, "source", "list", "--json").stdout)
-    assert listed == [{"name": "docs", "kind": "folder", "location": str(folder.resolve())}]
+    assert listed == [
+        {"name": "docs", "kind": "folder", "location": str(folder.resolve()), "options": {}}
+    ]
     assert (home / "sources.yaml").exists()
 
     removed = ingest(home, "source", "remove", "docs")

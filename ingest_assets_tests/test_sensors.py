@@ -8,25 +8,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from ingest_assets.definitions import build_definitions, build_resources
 from ingest_assets.lib.fingerprints import changed_shards, contiguous_ranges, shard_digests
 from ingest_assets.lib.hashing import shard_of
 from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key
 from ingest_assets.sources.registry import SourceRecord, save_registry
-
-RANGE = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
-
-
-def evaluate(settings, instance, name: str, cursor: str | None = None) -> dg.SensorResult:
-    defs = build_definitions(settings)
-    sensor = next(s for s in defs.sensors if s.name == name)
-    context = dg.build_sensor_context(
-        instance=instance,
-        cursor=cursor,
-        definitions=defs,
-        resources={"postgres": build_resources(settings)["postgres"]},
-    )
-    return sensor(context)
+from ingest_assets_tests.sensing import RANGE, evaluate, requested_shards
 
 
 def folder(root: Path, files: dict[str, str]) -> Path:
@@ -90,12 +76,10 @@ def test_change_sensor_sees_deletions_and_edits(ingest, settings, instance, tmp_
 
     result = evaluate(settings, instance, "changes_sensor")
 
-    requested = set()
-    for request in result.run_requests:
-        first = int(request.tags[RANGE[0]].split("|")[1])
-        last = int(request.tags[RANGE[1]].split("|")[1])
-        requested |= set(range(first, last + 1))
-    assert requested == {shard_of("d1.txt", settings.shards), shard_of("d2.txt", settings.shards)}
+    assert requested_shards(result) == {
+        shard_of("d1.txt", settings.shards),
+        shard_of("d2.txt", settings.shards),
+    }
     assert json.loads(result.cursor).keys() == {"docs"}
 
 

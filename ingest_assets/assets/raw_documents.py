@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 import dagster as dg
 import psycopg
 
-from ingest_assets.lib.extract import ExtractionError, extract
+from ingest_assets.lib.extract import ExtractedDocument, ExtractionError, extract
 from ingest_assets.lib.hashing import content_hash, document_id, shard_of
+from ingest_assets.lib.webpage import WEBPAGE_SUFFIX, extract_webpage
 from ingest_assets.partitions import partition_key, shards_by_source
 from ingest_assets.progress import ProgressListener, StageProgress
 from ingest_assets.resources.postgres import PostgresResource
 from ingest_assets.sources import DocumentRef, Source, SourceReadError, open_source
+from ingest_assets.sources.base import Fetched
 from ingest_assets.store.documents import (
     DocumentContent,
     KnownDocument,
@@ -60,10 +62,10 @@ class ScanReport:
 
 
 def classify(ref: DocumentRef, known: KnownDocument | None) -> str:
-    """The cheap test: 'new', 'unchanged' (same fingerprint) or 'suspect' (read and hash it)."""
+    """The cheap test: 'new', 'unchanged' (same fingerprint) or 'suspect' (fetch it)."""
     if known is None or known.deleted:
         return "new"
-    if known.fingerprint == ref.fingerprint and known.attempts == 0:
+    if ref.fingerprint is not None and known.fingerprint == ref.fingerprint and known.attempts == 0:
         return "unchanged"
     return "suspect"
 
@@ -90,21 +92,35 @@ def scan_source(
         pending.clear()
         same_content.clear()
 
+    suspects: list[tuple[DocumentRef, str | None]] = []
     for ref in refs:
-        shard = shard_of(ref.doc_id, shard_count)
         previous = known.get(ref.doc_id)
-        verdict = classify(ref, previous)
-        if verdict == "unchanged":
-            report.count(shard, "quarantined" if previous and previous.quarantined else verdict)
-        else:
-            outcome, content = _read_document(conn, source, ref, shard, previous, report)
-            report.count(shard, outcome)
-            if content is not None:
-                pending.append(content)
-            elif outcome == "unchanged":
-                same_content.append((ref.doc_id, ref.fingerprint))
+        if classify(ref, previous) != "unchanged":
+            # What we stored lets a web source ask "changed since?" (ETag, Last-Modified).
+            usable = previous is not None and not previous.deleted and previous.attempts == 0
+            suspects.append((ref, previous.fingerprint if usable and previous else None))
+            continue
+        outcome = "quarantined" if previous and previous.quarantined else "unchanged"
+        report.count(shard_of(ref.doc_id, shard_count), outcome)
+        progress.advance()
+
+    started = time.perf_counter()
+    for ref, fetched in source.fetch_all(suspects):
+        shard = shard_of(ref.doc_id, shard_count)
+        outcome, content = _take_document(
+            conn, source.name, ref, fetched, shard, known.get(ref.doc_id), report
+        )
+        report.count(shard, outcome)
+        if content is not None:
+            pending.append(content)
+        elif outcome == "unchanged" and isinstance(fetched, Fetched):
+            same_content.append((ref.doc_id, fetched.fingerprint))
         if len(pending) + len(same_content) >= _WRITE_BATCH:
             flush()
+        finished = time.perf_counter()
+        if content is not None:
+            report.note_duration(finished - started, ref.doc_id, shard)
+        started = finished
         progress.advance()
     flush()
 
@@ -122,45 +138,22 @@ def scan_source(
     return report
 
 
-def _read_document(
+def _take_document(
     conn: psycopg.Connection,
-    source: Source,
+    source: str,
     ref: DocumentRef,
+    fetched: Fetched | SourceReadError,
     shard: int,
     previous: KnownDocument | None,
     report: ScanReport,
 ) -> tuple[str, DocumentContent | None]:
-    """Read, hash and extract one document: (outcome, content to save or None)."""
-    doc = document_id(source.name, ref.doc_id)
-    started = time.perf_counter()
-    try:
-        data = source.read(ref)
-    except SourceReadError as err:
-        # A source marks what retrying cannot fix: `gone` (deleted since it was listed: the
-        # same as not listed, so a tombstone if we knew it) and `permanent` (a FIFO, a link out
-        # of the folder, too large, no permission: quarantined at once instead of failing the
-        # run until the attempts run out). A quarantined read failure is read again next run.
-        if err.gone:
-            if previous is None or previous.deleted:
-                return "gone", None
-            tombstone(conn, source.name, [ref.doc_id])
-            conn.commit()
-            return "deleted", None
-        quarantined = record_read_failure(
-            conn,
-            id=doc,
-            source=source.name,
-            doc_id=ref.doc_id,
-            shard=shard,
-            uri=ref.uri,
-            error=str(err),
-            max_attempts=1 if err.permanent else MAX_READ_ATTEMPTS,
-        )
-        conn.commit()
-        if quarantined:
-            return "quarantined", None
-        report.failures.append((ref.doc_id, str(err)))
-        return "failed", None
+    """Judge, hash and extract one fetched document: (outcome, content to save or None)."""
+    doc = document_id(source, ref.doc_id)
+    if isinstance(fetched, SourceReadError):
+        return _read_failed(conn, source, ref, fetched, shard, previous, report)
+    if fetched.data is None:  # not modified since what we stored (an HTTP 304)
+        return ("quarantined" if previous and previous.quarantined else "unchanged"), None
+    data = fetched.data
     digest = content_hash(data)
     if previous is not None and not previous.deleted and previous.content_hash == digest:
         if not previous.quarantined:
@@ -171,15 +164,15 @@ def _read_document(
     outcome = "new" if previous is None or previous.deleted else "changed"
     base = dict(
         id=doc,
-        source=source.name,
+        source=source,
         doc_id=ref.doc_id,
         shard=shard,
         uri=ref.uri,
-        fingerprint=ref.fingerprint,
+        fingerprint=fetched.fingerprint,
         content_hash=digest,
     )
     try:
-        extracted = extract(data, ref.suffix, name=ref.doc_id.rsplit("/", 1)[-1])
+        extracted = extract_document(data, fetched.suffix, ref)
     except Exception as err:  # an extractor bug must not sink the shard: quarantine it
         reason = f"{ref.doc_id}: {err}"
         if not isinstance(err, ExtractionError):
@@ -188,11 +181,57 @@ def _read_document(
             **base, title=None, markup="text", body=None, quarantine_reason=reason
         )
         return "quarantined", content
-    report.note_duration(time.perf_counter() - started, ref.doc_id, shard)
     content = DocumentContent(
-        **base, title=extracted.title, markup=extracted.markup, body=extracted.text
+        **base,
+        title=fetched.title or extracted.title,
+        markup=extracted.markup,
+        body=extracted.text,
     )
     return outcome, content
+
+
+def _read_failed(
+    conn: psycopg.Connection,
+    source: str,
+    ref: DocumentRef,
+    err: SourceReadError,
+    shard: int,
+    previous: KnownDocument | None,
+    report: ScanReport,
+) -> tuple[str, None]:
+    """A source marks what retrying cannot fix: `gone` (deleted since it was listed: the same
+    as not listed, so a tombstone if we knew it) and `permanent` (a FIFO, a link out of the
+    folder, too large, no permission: quarantined at once instead of failing the run until the
+    attempts run out). A quarantined read failure is read again next run."""
+    if err.gone:
+        if previous is None or previous.deleted:
+            return "gone", None
+        tombstone(conn, source, [ref.doc_id])
+        conn.commit()
+        return "deleted", None
+    quarantined = record_read_failure(
+        conn,
+        id=document_id(source, ref.doc_id),
+        source=source,
+        doc_id=ref.doc_id,
+        shard=shard,
+        uri=ref.uri,
+        error=str(err),
+        max_attempts=1 if err.permanent else MAX_READ_ATTEMPTS,
+    )
+    conn.commit()
+    if quarantined:
+        return "quarantined", None
+    report.failures.append((ref.doc_id, str(err)))
+    return "failed", None
+
+
+def extract_document(data: bytes, suffix: str, ref: DocumentRef) -> ExtractedDocument:
+    """Web pages get main-content extraction (navigation and footers dropped); files the
+    format's extractor."""
+    if suffix == WEBPAGE_SUFFIX:
+        return extract_webpage(data, ref.uri)
+    return extract(data, suffix, name=ref.doc_id.rsplit("/", 1)[-1])
 
 
 def build_raw_documents(
@@ -230,10 +269,17 @@ def build_raw_documents(
                     )
                 stage = StageProgress(progress, context.log, "documents")
                 try:
-                    with shard_locks(locks, "raw_documents", source_name, shards):
-                        report = scan_source(conn, open_source(record), shards, shard_count, stage)
-                except SourceReadError as err:
+                    source = open_source(record)
+                except ValueError as err:
                     raise dg.Failure(str(err), allow_retries=False) from err
+                try:
+                    with shard_locks(locks, "raw_documents", source_name, shards):
+                        report = scan_source(conn, source, shards, shard_count, stage)
+                except SourceReadError as err:
+                    # A missing folder will not come back by itself; a sitemap's 503 may.
+                    raise dg.Failure(str(err), allow_retries=not err.permanent) from err
+                finally:
+                    source.close()
                 seconds = stage.finish()
                 quarantined = quarantined_documents(conn, source_name, shards)
                 for shard in shards:

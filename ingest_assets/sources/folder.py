@@ -24,7 +24,14 @@ from pathlib import Path
 from urllib.parse import unquote_to_bytes, urlsplit
 
 from ingest_assets.lib.extract import SUPPORTED_SUFFIXES
-from ingest_assets.sources.base import DocumentRef, SourceReadError
+from ingest_assets.sources import registry
+from ingest_assets.sources.base import (
+    DocumentGone,
+    DocumentRef,
+    ReadingSource,
+    SourceReadError,
+    UnreadableDocument,
+)
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
 # (source, doc_id) is a unique btree key, and PostgreSQL refuses index entries over ~2.7 kB:
@@ -38,27 +45,21 @@ _PERMANENT_ERRNOS = frozenset(
 _GONE_ERRNOS = frozenset({errno.ENOENT, errno.ENOTDIR})
 
 
-class UnreadableDocument(SourceReadError):
-    """A document that cannot be read as it is now; retrying soon will not help."""
-
-    permanent = True
-
-
-class DocumentGone(SourceReadError):
-    """The document was listed but no longer exists: deleted between listing and reading."""
-
-    gone = True
-
-
-class FolderSource:
+class FolderSource(ReadingSource):
     def __init__(self, name: str, root: Path):
         self.name = name
         self.root = root.expanduser().resolve()
         self.unlisted_prefixes: list[str] = []
 
+    @classmethod
+    def from_record(cls, record: registry.SourceRecord) -> FolderSource:
+        if record.options:
+            raise ValueError(f"source {record.name!r}: a folder source takes no options")
+        return cls(record.name, Path(record.location))
+
     def list_documents(self) -> Iterator[DocumentRef]:
         if not self.root.is_dir():
-            raise SourceReadError(f"source {self.name!r}: folder {self.root} does not exist")
+            raise UnreadableDocument(f"source {self.name!r}: folder {self.root} does not exist")
         self.unlisted_prefixes = []
 
         def unlisted(error: OSError) -> None:

@@ -3,10 +3,13 @@ pipeline's `sources` table, which the assets read."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -43,15 +46,35 @@ def default_source_name(path: Path) -> str:
 class SourceRecord:
     name: str
     kind: str
-    location: str
+    location: str  # a folder, a URL list file, a sitemap URL, a table
+    options: Mapping[str, Any] = field(default_factory=dict)  # per kind; never secrets
+
+
+# kind -> "module:class"; imported when used, so a folder run never loads the web stack.
+SOURCE_KINDS = {
+    "folder": "ingest_assets.sources.folder:FolderSource",
+    "urls": "ingest_assets.sources.web:UrlListSource",
+    "sitemap": "ingest_assets.sources.web:SitemapSource",
+    "postgres_table": "ingest_assets.sources.table:TableSource",
+}
 
 
 def open_source(record: SourceRecord) -> Source:
-    if record.kind == "folder":
-        from ingest_assets.sources.folder import FolderSource
+    """The source a record describes; ValueError naming the source if it is misconfigured."""
+    if record.kind not in SOURCE_KINDS:
+        kinds = ", ".join(SOURCE_KINDS)
+        raise ValueError(f"source {record.name!r}: unknown kind {record.kind!r} (kinds: {kinds})")
+    module, _, name = SOURCE_KINDS[record.kind].partition(":")
+    source_class = getattr(importlib.import_module(module), name)
+    source: Source = source_class.from_record(record)
+    return source
 
-        return FolderSource(record.name, Path(record.location))
-    raise ValueError(f"source {record.name!r} has unknown kind {record.kind!r}")
+
+def validate_record(record: SourceRecord) -> SourceRecord:
+    """Check a record's name, kind and options without touching what it points at."""
+    validate_source_name(record.name)
+    open_source(record).close()
+    return record
 
 
 def load_registry(path: Path) -> list[SourceRecord]:
@@ -60,16 +83,8 @@ def load_registry(path: Path) -> list[SourceRecord]:
         return []
     try:
         data = yaml.safe_load(path.read_text()) or {}
-        entries = data.get("sources") or []
-        records = [
-            SourceRecord(
-                validate_source_name(str(entry["name"])),
-                str(entry.get("kind", "folder")),
-                str(entry["path"]),
-            )
-            for entry in entries
-        ]
-    except (yaml.YAMLError, AttributeError, KeyError, TypeError) as err:
+        records = [_record(entry) for entry in data.get("sources") or []]
+    except (yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError) as err:
         raise RegistryError(f"{path}: not a valid sources file ({err})") from err
     names = [r.name for r in records]
     if len(set(names)) != len(names):
@@ -77,16 +92,33 @@ def load_registry(path: Path) -> list[SourceRecord]:
     return records
 
 
+def _record(entry: dict[str, Any]) -> SourceRecord:
+    name = str(entry["name"])
+    location = entry.get("location", entry.get("path"))
+    if location is None:
+        raise ValueError(f"source {name!r}: no location (or path)")
+    options = entry.get("options") or {}
+    if not isinstance(options, dict):
+        raise ValueError(f"source {name!r}: options must be a mapping")
+    kind = str(entry.get("kind", "folder"))
+    return validate_record(SourceRecord(name, kind, str(location), options))
+
+
 def save_registry(path: Path, records: list[SourceRecord]) -> None:
     """Write the registry atomically, so a sensor never reads half a file."""
-    entries = [
-        {"name": r.name, "kind": r.kind, "path": r.location}
-        for r in sorted(records, key=lambda r: r.name)
-    ]
+    entries = [_entry(r) for r in sorted(records, key=lambda r: r.name)]
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     temporary.write_text(yaml.safe_dump({"sources": entries}, sort_keys=False))
     os.replace(temporary, path)
+
+
+def _entry(record: SourceRecord) -> dict[str, Any]:
+    where = "path" if record.kind == "folder" else "location"
+    entry: dict[str, Any] = {"name": record.name, "kind": record.kind, where: record.location}
+    if record.options:
+        entry["options"] = dict(record.options)
+    return entry
 
 
 def upsert_registry(path: Path, record: SourceRecord) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from ingest_assets.sources.registry import SourceRecord
 from ingest_assets.store.streaming import stream_rows
@@ -12,23 +13,26 @@ from ingest_assets.store.streaming import stream_rows
 
 def register_source(conn: psycopg.Connection, record: SourceRecord) -> None:
     conn.execute(
-        "INSERT INTO sources (name, kind, location) VALUES (%s, %s, %s) "
+        "INSERT INTO sources (name, kind, location, options) VALUES (%s, %s, %s, %s) "
         "ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, location = EXCLUDED.location, "
-        "updated_at = now() WHERE (sources.kind, sources.location) "
-        "IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.location)",
-        (record.name, record.kind, record.location),
+        "options = EXCLUDED.options, updated_at = now() "
+        "WHERE (sources.kind, sources.location, sources.options) "
+        "IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.location, EXCLUDED.options)",
+        (record.name, record.kind, record.location, Jsonb(dict(record.options))),
     )
 
 
 def get_source(conn: psycopg.Connection, name: str) -> SourceRecord | None:
     row = conn.execute(
-        "SELECT name, kind, location FROM sources WHERE name = %s", (name,)
+        "SELECT name, kind, location, options FROM sources WHERE name = %s", (name,)
     ).fetchone()
     return SourceRecord(*row) if row else None
 
 
 def list_sources(conn: psycopg.Connection) -> list[SourceRecord]:
-    rows = conn.execute("SELECT name, kind, location FROM sources ORDER BY name").fetchall()
+    rows = conn.execute(
+        "SELECT name, kind, location, options FROM sources ORDER BY name"
+    ).fetchall()
     return [SourceRecord(*row) for row in rows]
 
 
