@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test test-e2e check lint format clean bench
+.PHONY: install demo test test-e2e chromium check lint format clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,15 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest -q --ignore=ingest_assets_tests/e2e
 
-test-e2e: $(STAMP)
+# The browser test needs Debian's `chromium`: installed here when missing (as root, or with sudo).
+test-e2e: $(STAMP) chromium
 	$(BIN)/pytest -q ingest_assets_tests/e2e
+
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)

@@ -1,6 +1,7 @@
 """Shared helpers of the end-to-end tests: a real `ingest dev` (webserver + daemon on the
-project's dagster.yaml, embedded PostgreSQL under a tmp INGEST_HOME), and the ways a user talks
-to it: the `ingest` CLI and the webserver's GraphQL API.
+project's dagster.yaml, embedded PostgreSQL under a tmp INGEST_HOME), or the same pieces as
+separate processes (a code server, a webserver and a daemon, as in a deployment), and the ways
+a user talks to them: the `ingest` CLI and the webserver's GraphQL API.
 
 Every wait is bounded in attempts and seconds; every process started here is stopped, also when
 a test fails.
@@ -16,11 +17,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import httpx
+import yaml
 
 from ingest_assets.testing.environment import isolated_environment
 
@@ -91,6 +93,14 @@ query Backfill($id: String!) { partitionBackfillOrError(backfillId: $id) {
         runs { runId status tags { key value } } }
     ... on PythonError { message } } }
 """
+RUN_ENGINE_EVENTS_QUERY = """
+query Events($runId: ID!) { logsForRun(runId: $runId, limit: 2000) {
+    __typename
+    ... on EventConnection { hasMore events { __typename
+        ... on EngineEvent { message metadataEntries { label
+            ... on TextMetadataEntry { text } } } } }
+    ... on PythonError { message } } }
+"""
 BACKFILL_TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
@@ -115,7 +125,9 @@ def stack_env(home: Path, **settings: str) -> dict[str, str]:
 
 
 class Stack:
-    """A running `ingest dev`, and the ways a user talks to it."""
+    """A running `ingest dev`, and the ways a user talks to it. A distributed stack passes its
+    webserver as `process` and its other processes (code server, daemon, database) as `others`,
+    each with its log: a wait fails at once when any of them has died."""
 
     def __init__(
         self,
@@ -124,34 +136,42 @@ class Stack:
         env: dict[str, str],
         log: Path,
         corpus: Path | None = None,
+        others: Mapping[str, tuple[subprocess.Popen[bytes], Path]] | None = None,
+        name: str = "`ingest dev`",
     ):
         self.process = process
         self.client = client
         self.env = env
         self.log = log
         self.corpus = corpus
+        self.processes = {name: (process, log), **(others or {})}
         self.state: dict[str, Any] = {}
 
     # -- waiting ----------------------------------------------------------------------------
 
     def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError as err:
-            return f"(no log: {err})"
+        tails = []
+        for name, (_, log) in self.processes.items():
+            try:
+                tail = log.read_text(errors="replace")[-chars:]
+            except OSError as err:
+                tail = f"(no log: {err})"
+            tails.append(tail if len(self.processes) == 1 else f"--- {name} ({log}):\n{tail}")
+        return "\n".join(tails)
 
     def wait_for(
         self, what: str, probe: Callable[[], T | None], timeout: float, interval: float = 1.0
     ) -> T:
         """Poll `probe` until it returns something other than None: at most `timeout` seconds
-        and timeout/interval + 1 attempts. Fails at once when the stack has died."""
+        and timeout/interval + 1 attempts. Fails at once when a process of the stack has died."""
         deadline = time.monotonic() + timeout
         for _ in range(int(timeout / interval) + 1):
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"`ingest dev` exited ({self.process.returncode}) while waiting for {what}:\n"
-                    + self.log_tail()
-                )
+            for name, (process, _) in self.processes.items():
+                if process.poll() is not None:
+                    raise AssertionError(
+                        f"{name} exited ({process.returncode}) while waiting for {what}:\n"
+                        + self.log_tail()
+                    )
             found = probe()
             if found is not None:
                 return found
@@ -235,6 +255,21 @@ class Stack:
             for m in found["assetMaterializations"]
         ]
 
+    def run_pids(self, run_id: str) -> dict[str, set[int]]:
+        """The pids that the run's engine events name, by message: "Started process for run"
+        (the process that a launcher started for it) and "Executing steps in process"."""
+        found = self.graphql(RUN_ENGINE_EVENTS_QUERY, runId=run_id)["logsForRun"]
+        assert found["__typename"] == "EventConnection" and not found["hasMore"], found
+        pids: dict[str, set[int]] = {}
+        for event in found["events"]:
+            if event["__typename"] != "EngineEvent":
+                continue
+            for entry in event["metadataEntries"]:
+                if entry["label"] == "pid":
+                    message = event["message"].split(" (pid")[0]
+                    pids.setdefault(message, set()).add(int(entry["text"]))
+        return pids
+
     def sensor(self, name: str) -> dict[str, Any]:
         found = self.graphql(SENSOR_QUERY, name=name)["sensorOrError"]
         assert found["__typename"] == "Sensor", found
@@ -270,6 +305,16 @@ class Stack:
             if r["primaryDimStartKey"] <= source <= r["primaryDimEndKey"]:
                 return sorted(r["secondaryDim"].get(status) or [])
         return []
+
+    def assert_every_partition_materialised(self, partitions: int) -> None:
+        for asset in ASSETS:
+            stats = self.asset_node(asset)["partitionStats"]
+            assert stats == {
+                "numMaterialized": partitions,
+                "numPartitions": partitions,
+                "numFailed": 0,
+                "numMaterializing": 0,
+            }, (asset, stats)
 
     def check_executions(self, asset: str, check: str) -> list[dict[str, Any]]:
         return self.graphql(CHECK_EXECUTIONS_QUERY, path=[asset], check=check)[
@@ -321,6 +366,15 @@ class Stack:
         return [t for t in self.ticks(sensor) if start <= t["timestamp"] < end]
 
 
+def write_corpus(root: Path, files: Mapping[str, str]) -> Path:
+    """A folder of documents: {relative path: text}."""
+    root.mkdir(parents=True, exist_ok=True)
+    for doc_id, text in files.items():
+        (root / doc_id).parent.mkdir(parents=True, exist_ok=True)
+        (root / doc_id).write_text(text)
+    return root
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -343,7 +397,7 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+def stop_process_group(process: subprocess.Popen[bytes], name: str = "`ingest dev`") -> None:
     """Ctrl-C for the whole process group (as a terminal sends it), then escalate."""
     pgid = process.pid  # process_group=0: the leader's pid is the group id
     started = time.monotonic()
@@ -360,10 +414,10 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
                 break
             time.sleep(0.2)
         if sig != signal.SIGINT:
-            report(f"`ingest dev` needed {sig.name} to stop")
+            report(f"{name} needed {sig.name} to stop")
     with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
-    report(f"`ingest dev` stopped in {time.monotonic() - started:.1f}s (exit {process.returncode})")
+    report(f"{name} stopped in {time.monotonic() - started:.1f}s (exit {process.returncode})")
 
 
 def release_embedded_postgres(pgdata: Path, env: dict[str, str]) -> None:
@@ -392,6 +446,37 @@ def release_embedded_postgres(pgdata: Path, env: dict[str, str]) -> None:
     )
 
 
+def start_process(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`command` in its own process group (stopped with stop_process_group), output to `log`."""
+    with log.open("ab") as log_file:
+        return subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+            preexec_fn=_default_sigint,
+        )
+
+
+def wait_serving(stack: Stack, *, wait_for_ticks: bool) -> None:
+    """The webserver answers /server_info; with wait_for_ticks, the daemon has ticked both
+    sensors once."""
+
+    def server_up() -> bool | None:
+        try:
+            return stack.client.get("/server_info", timeout=5).status_code == 200 or None
+        except httpx.HTTPError:
+            return None
+
+    stack.wait_for("the webserver's /server_info", server_up, timeout=120, interval=0.5)
+    if wait_for_ticks:
+        for name in SENSORS:
+            stack.wait_for(f"a first {name} tick", lambda n=name: stack.ticks(n) or None, 60)
+
+
 @contextlib.contextmanager
 def running_stack(
     env: dict[str, str], log: Path, corpus: Path | None = None, *, wait_for_ticks: bool = True
@@ -401,35 +486,156 @@ def running_stack(
     with the embedded PostgreSQL it held."""
     port = free_port()
     started = time.monotonic()
-    with log.open("ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ingest_assets.cli", "dev", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-            preexec_fn=_default_sigint,
-        )
+    process = start_process(
+        [sys.executable, "-m", "ingest_assets.cli", "dev", "--port", str(port)], env, log
+    )
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
             stack = Stack(process, client, env, log, corpus)
-
-            def server_up() -> bool | None:
-                try:
-                    return client.get("/server_info", timeout=5).status_code == 200 or None
-                except httpx.HTTPError:
-                    return None
-
-            stack.wait_for("the webserver's /server_info", server_up, timeout=120, interval=0.5)
-            if wait_for_ticks:  # the daemon is ticking
-                for name in SENSORS:
-                    stack.wait_for(
-                        f"a first {name} tick", lambda n=name: stack.ticks(n) or None, 60
-                    )
+            wait_serving(stack, wait_for_ticks=wait_for_ticks)
             report(f"`ingest dev` up on port {port} in {time.monotonic() - started:.1f}s")
             yield stack
     finally:
         stop_process_group(process)
+        release_embedded_postgres(Path(env["INGEST_HOME"]) / "pg", env)
+
+
+# -- a distributed stack: code server, webserver and daemon as separate processes ---------------
+
+DEPLOY = REPO_ROOT / "deploy"
+# Starts (or joins) the embedded PostgreSQL, prepares DAGSTER_HOME with the project's
+# dagster.yaml and Dagster's database exactly as `ingest` does, prints the resulting
+# environment, and holds the server until its stdin closes: the stack's database service.
+DATABASE_HOLDER = """
+import json, os, sys
+from ingest_assets.local_stack import database_url, open_instance
+from ingest_assets.resources.postgres import exit_cleanly_on_sigterm
+from ingest_assets.settings import IngestSettings
+exit_cleanly_on_sigterm()
+settings = IngestSettings()
+url = database_url(settings)
+open_instance(settings, url).dispose()
+print(json.dumps({"INGEST_DATABASE_URL": url, "DAGSTER_HOME": os.environ["DAGSTER_HOME"],
+                  "DAGSTER_PG_URL": os.environ["DAGSTER_PG_URL"]}), flush=True)
+sys.stdin.read()
+"""
+
+
+def image_command(host: str, port: int) -> list[str]:
+    """The code server command of deploy/Dockerfile (its CMD), served on host:port."""
+    lines = (DEPLOY / "Dockerfile").read_text().splitlines()
+    command: list[str] = json.loads(next(ln for ln in lines if ln.startswith("CMD "))[4:])
+    assert command[:3] == ["dagster", "api", "grpc"], command
+    for flag, value in (("-h", host), ("-p", str(port))):
+        command[command.index(flag) + 1] = value
+    return [sys.executable, "-m", *command]
+
+
+def grpc_workspace(path: Path, host: str, port: int) -> Path:
+    """deploy/docker/workspace.yaml (the containers' workspace) pointed at host:port."""
+    workspace = yaml.safe_load((DEPLOY / "docker" / "workspace.yaml").read_text())
+    (entry,) = workspace["load_from"]
+    entry["grpc_server"].update(host=host, port=port)
+    path.write_text(yaml.safe_dump(workspace))
+    return path
+
+
+def _read_line(stream: IO[bytes], process: subprocess.Popen[bytes], timeout: float) -> bytes:
+    """One line from a child's stdout, waiting at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    fd = stream.fileno()
+    os.set_blocking(fd, False)
+    buffer = b""
+    for _ in range(int(timeout / 0.1) + 1):
+        with contextlib.suppress(BlockingIOError):
+            buffer += os.read(fd, 65536)
+        if b"\n" in buffer:
+            return buffer.split(b"\n", 1)[0]
+        if process.poll() is not None or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    raise AssertionError(f"no line from the database holder (exit {process.poll()}): {buffer!r}")
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / 0.5) + 1):
+        assert process.poll() is None, f"code server exited:\n{log.read_text()[-4000:]}"
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    raise AssertionError(f"code server not listening after {timeout:.0f}s:\n{log.read_text()}")
+
+
+@contextlib.contextmanager
+def running_distributed_stack(
+    env: dict[str, str], workdir: Path, corpus: Path | None = None
+) -> Iterator[Stack]:
+    """The pieces of a deployment as separate processes on 127.0.0.1, each in its own process
+    group: a database service (the embedded PostgreSQL, held by a small process), a code server
+    started with the image's command (`dagster api grpc -m ingest_assets.definitions`), and
+    `dagster-webserver` and `dagster-daemon` loading it through the containers' workspace file
+    (a grpc_server entry), on the project's dagster.yaml. Every process gets the database as
+    INGEST_DATABASE_URL and DAGSTER_PG_URL, as in a deployment. Stopped on the way out (daemon
+    first, so that nothing new starts), also when the test fails."""
+    started = time.monotonic()
+    bin_dir = Path(sys.executable).parent
+    grpc_port, web_port = free_port(), free_port()
+    processes: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    with (workdir / "database.log").open("ab") as log_file:
+        holder = subprocess.Popen(
+            [sys.executable, "-c", DATABASE_HOLDER],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=log_file,
+            process_group=0,
+        )
+    try:
+        assert holder.stdout is not None
+        env = {**env, **json.loads(_read_line(holder.stdout, holder, timeout=120))}
+        workspace = grpc_workspace(workdir / "workspace.yaml", "127.0.0.1", grpc_port)
+        log = workdir / "code-server.log"
+        processes["code server"] = (
+            start_process(image_command("127.0.0.1", grpc_port), env, log),
+            log,
+        )
+        _wait_listening(grpc_port, processes["code server"][0], log, timeout=120)
+        for name, command in (
+            ("webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1"]),
+            ("daemon", [str(bin_dir / "dagster-daemon"), "run"]),
+        ):
+            log = workdir / f"{name}.log"
+            if name == "webserver":
+                command += ["-p", str(web_port)]
+            processes[name] = (start_process([*command, "-w", str(workspace)], env, log), log)
+        webserver, web_log = processes["webserver"]
+        with httpx.Client(base_url=f"http://127.0.0.1:{web_port}", timeout=30) as client:
+            others = {
+                "database": (holder, workdir / "database.log"),
+                **{k: v for k, v in processes.items() if k != "webserver"},
+            }
+            stack = Stack(webserver, client, env, web_log, corpus, others, name="webserver")
+            wait_serving(stack, wait_for_ticks=True)
+            report(
+                f"distributed stack up in {time.monotonic() - started:.1f}s: code server on "
+                f"{grpc_port}, webserver on {web_port}"
+            )
+            yield stack
+    finally:
+        for name in ("daemon", "webserver", "code server"):
+            if name in processes:
+                stop_process_group(processes[name][0], name)
+        with contextlib.suppress(OSError):
+            if holder.stdin is not None:
+                holder.stdin.close()  # the holder's cue to leave, which stops the server
+        try:
+            holder.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            stop_process_group(holder, "database holder")
+        if holder.stdout is not None:
+            holder.stdout.close()
         release_embedded_postgres(Path(env["INGEST_HOME"]) / "pg", env)
