@@ -64,3 +64,40 @@ def test_run_on_a_bad_registry_file_says_which_file(tmp_path):
     result = ingest(home, "source", "list")
     assert result.returncode != 0
     assert "sources.yaml: not a valid sources file" in result.stderr
+
+
+def test_source_add_for_every_kind_infers_or_takes_the_kind_and_its_options(tmp_path):
+    home = tmp_path / "home"
+    urls = tmp_path / "pages.txt"
+    urls.write_text("https://example.com/a\n")
+    commands = [
+        ("site", "https://example.com/sitemap.xml", "-o", "delay_s=0.5", "-o", "recheck_s=60"),
+        ("links", str(urls)),
+        ("notes", "public.notes", "--kind", "postgres_table", "-o", "dsn_env=NOTES_DSN",
+         "-o", "notify_channel=notes_changed"),
+    ]  # fmt: skip
+    for args in commands:
+        added = ingest(home, "source", "add", *args)
+        assert added.returncode == 0, added.stderr
+    listed = {r["name"]: r for r in json.loads(ingest(home, "source", "list", "--json").stdout)}
+
+    assert listed["site"]["kind"] == "sitemap"
+    assert listed["site"]["options"] == {"delay_s": 0.5, "recheck_s": 60}
+    assert (listed["links"]["kind"], listed["links"]["location"]) == ("urls", str(urls))
+    assert listed["notes"]["options"] == {
+        "dsn_env": "NOTES_DSN",
+        "notify_channel": "notes_changed",
+    }
+
+
+def test_bad_source_options_and_unknown_run_targets_are_named(tmp_path):
+    home = tmp_path / "home"
+    typo = ingest(home, "source", "add", "site", "https://example.com/s.xml", "-o", "dealy_s=1")
+    assert typo.returncode != 0
+    assert "source 'site': invalid options" in typo.stderr and "dealy_s" in typo.stderr
+    secret = ingest(home, "source", "add", "t", "x", "--kind", "postgres_table")
+    assert secret.returncode != 0 and "dsn_env" in secret.stderr
+    unknown = ingest(home, "run", "no-such-source")
+    assert unknown.returncode != 0
+    assert "neither a folder nor a source" in unknown.stderr
+    assert "Traceback" not in typo.stderr + secret.stderr + unknown.stderr
