@@ -278,3 +278,27 @@ def test_sitemap_with_entities_is_refused(site):
             list(source.list_documents())
     finally:
         source.close()
+
+
+def test_url_list_edits_are_picked_up_by_run_and_by_the_sensor(
+    ingest, db, settings, instance, site, tmp_path
+):
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"{site.url('/install')}\n{site.url('/billing')}\n{site.url('/tuning')}\n")
+    record = SourceRecord("links", "urls", str(urls), {"recheck_s": 0})
+    assert ingest(record).totals["documents_new"] == 3
+    quiet = evaluate(settings, instance, "changes_sensor")
+    assert quiet.run_requests == []
+
+    urls.write_text(f"{site.url('/install')}\n{site.url('/billing')}\n{site.url('/upgrade')}\n")
+    site.put("/upgrade", page("Upgrading", ("Steps", "Stop the service, run the upgrader.")))
+    site.put("/billing", page("Billing and invoices", ("Refunds", "Refunds take sixty days.")))
+    sensed = evaluate(settings, instance, "changes_sensor", quiet.cursor)
+    assert requested_shards(sensed) == {
+        shard_of(site.url(p), settings.shards) for p in ("/tuning", "/upgrade", "/billing")
+    }
+
+    t = ingest(record).totals
+    assert (t["documents_new"], t["documents_changed"], t["documents_deleted"]) == (1, 1, 1)
+    docs = documents(db, "links")
+    assert docs[site.url("/tuning")][2] is True and "sixty days" in docs[site.url("/billing")][1]
