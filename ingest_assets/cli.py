@@ -54,6 +54,11 @@ class RichProgress:
         self._tasks: dict[str, object] = {}
 
     def start(self, stage: str, total: int) -> None:
+        if stage in self._tasks:  # another shard range's run: more of the same stage
+            task = self._tasks[stage]
+            more = (self._progress.tasks[task].total or 0) + total  # type: ignore[index]
+            self._progress.update(task, total=more)  # type: ignore[arg-type]
+            return
         self._tasks[stage] = self._progress.add_task(stage, total=total)
 
     def advance(self, stage: str, amount: int) -> None:
@@ -73,6 +78,9 @@ class LineProgress:
         self._state: dict[str, list[float]] = {}  # stage -> [done, total, started, last print]
 
     def start(self, stage: str, total: int) -> None:
+        if stage in self._state:  # another shard range's run: more of the same stage
+            self._state[stage][1] += total
+            return
         now = time.monotonic()
         self._state[stage] = [0, total, now, now]
         console.print(f"{stage}: {total} to process")
@@ -129,7 +137,14 @@ def main() -> None:
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--name", help="Source name (default: the folder's name).")
 @click.option("--verbose", is_flag=True, help="Show Dagster's log lines.")
-def run(path: Path, name: str | None, verbose: bool) -> None:
+@click.option(
+    "--parallel",
+    type=click.IntRange(min=1),
+    default=lambda: (os.cpu_count() or 1) + 1,
+    show_default="CPUs + 1",
+    help="Runs over disjoint shard ranges at once (1: one run over all shards).",
+)
+def run(path: Path, name: str | None, verbose: bool, parallel: int) -> None:
     """Register folder PATH as a source and ingest all of its shards."""
     settings = _settings()
     try:
@@ -149,9 +164,11 @@ def run(path: Path, name: str | None, verbose: bool) -> None:
     log_level = "INFO" if verbose else "WARNING"
     if console.is_terminal:
         with Progress(*columns, console=console) as bars:
-            summary = run_source(settings, db, instance, source, RichProgress(bars), log_level)
+            summary = run_source(
+                settings, db, instance, source, RichProgress(bars), log_level, parallel
+            )
     else:
-        summary = run_source(settings, db, instance, source, LineProgress(), log_level)
+        summary = run_source(settings, db, instance, source, LineProgress(), log_level, parallel)
     _print_summary(summary)
     if not summary.success:
         sys.exit(1)
@@ -165,7 +182,8 @@ def _print_summary(summary: RunSummary) -> None:
         f"{t['documents_deleted']} deleted, {len(summary.quarantined)} quarantined"
         + (f", {t['documents_failed']} failed" if t["documents_failed"] else "")
         + f"; chunks {t['chunks_written']} written; vectors {t['texts_embedded']} written, "
-        f"{t['texts_reused']} reused; {summary.seconds:.1f}s (run {summary.run_id})"
+        f"{t['texts_reused']} reused; {summary.seconds:.1f}s "
+        + (f"(runs {summary.run_id})" if len(summary.run_ids) > 1 else f"(run {summary.run_id})")
     )
     if t["texts_embedded"] == 0 and summary.success:
         console.print("Nothing to embed: every chunk already has a vector.")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import time
-from typing import Protocol
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import dagster as dg
 
 
 class ProgressListener(Protocol):
+    """A display of stage progress. `start` may come again for a stage already started (the
+    next shard range's run reached it): its `total` then adds to the stage's total."""
+
     def start(self, stage: str, total: int) -> None: ...
 
     def advance(self, stage: str, amount: int) -> None: ...
@@ -62,3 +67,59 @@ class StageProgress:
         self._listener.finish(self.stage)
         self._log.info(f"{self.stage}: {self.done} done in {seconds:.1f}s")
         return seconds
+
+
+class ForwardingProgress:
+    """A child process's listener: sends ("start" | "advance" | "finish", stage, amount)
+    tuples to the parent, advances at most every `interval_s` per stage."""
+
+    def __init__(self, send: Callable[[tuple[str, str, Any]], None], interval_s: float = 0.2):
+        self._send = send
+        self._interval_s = interval_s
+        self._pending: Counter[str] = Counter()
+        self._last: dict[str, float] = {}
+
+    def start(self, stage: str, total: int) -> None:
+        self._send(("start", stage, total))
+        self._last[stage] = time.monotonic()
+
+    def advance(self, stage: str, amount: int) -> None:
+        self._pending[stage] += amount
+        now = time.monotonic()
+        if now - self._last.get(stage, 0.0) >= self._interval_s:
+            self._last[stage] = now
+            self._send(("advance", stage, self._pending.pop(stage)))
+
+    def finish(self, stage: str) -> None:
+        self.flush()
+        self._send(("finish", stage, 0))
+
+    def flush(self) -> None:
+        for stage, amount in list(self._pending.items()):
+            self._send(("advance", stage, amount))
+        self._pending.clear()
+
+
+class MergedProgress:
+    """Several runs' progress shown as one bar per stage: each run's `start` adds its total,
+    and a stage is finished once, by `close`, when every run is done."""
+
+    def __init__(self, listener: ProgressListener):
+        self._listener = listener
+        self._started: list[str] = []
+
+    def start(self, stage: str, total: int) -> None:
+        if stage not in self._started:
+            self._started.append(stage)
+        self._listener.start(stage, total)
+
+    def advance(self, stage: str, amount: int) -> None:
+        self._listener.advance(stage, amount)
+
+    def finish(self, stage: str) -> None:
+        pass  # other runs may still reach this stage
+
+    def close(self) -> None:
+        for stage in self._started:
+            self._listener.finish(stage)
+        self._started.clear()

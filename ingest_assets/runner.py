@@ -1,17 +1,39 @@
-"""One-shot ingestion of a source through the Dagster instance (used by `ingest run`)."""
+"""One-shot ingestion of a source through the Dagster instance (used by `ingest run`).
+
+A source's shards are one contiguous key range. With `parallel` > 1 that range is cut into
+disjoint sub-ranges, each materialised by its own run of the ingest job in its own process
+(forked, so no second import of Dagster), a few at a time: while one run extracts and chunks,
+another embeds, so the embedding server does not wait for the CPU-bound stages. Every run is a
+normal Dagster run of `ingest_job` with the range tags, visible in the UI; stage progress
+comes back to this process over a pipe and feeds one display.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import multiprocessing
+import multiprocessing.connection
+import os
+import signal
+import sys
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+import psycopg
 
 from ingest_assets.definitions import INGEST_JOB, build_definitions
-from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, source_range
-from ingest_assets.progress import ProgressListener
+from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key
+from ingest_assets.progress import (
+    ForwardingProgress,
+    MergedProgress,
+    NoProgress,
+    ProgressListener,
+)
 from ingest_assets.resources.postgres import Database
 from ingest_assets.sensors import SOURCE_TAG
 from ingest_assets.settings import IngestSettings
@@ -30,16 +52,32 @@ SUMMED_METADATA = (
     "texts_embedded",
     "texts_reused",
 )
+BATCH_TAG = "ingest/cli_batch"  # shared by the runs of one `ingest run`
+_CPU_STAGES = ("documents", "chunking")  # a run in one of these keeps a core busy
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass
 class RunSummary:
     source: str
-    run_id: str
+    run_id: str  # the runs' ids, comma-separated when the source took several runs
     success: bool
     seconds: float
     totals: Counter[str] = field(default_factory=Counter)
     quarantined: list[tuple[str, str]] = field(default_factory=list)
+    error: str | None = None
+    run_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RangeResult:
+    """What one run over a shard range reports back."""
+
+    first: int
+    last: int
+    run_id: str
+    success: bool
+    totals: Counter[str] = field(default_factory=Counter)
     error: str | None = None
 
 
@@ -56,6 +94,13 @@ def register(
         instance.add_dynamic_partitions(SOURCES_PARTITIONS_NAME, [record.name])
 
 
+def shard_ranges(shards: int, parts: int) -> list[tuple[int, int]]:
+    """`parts` contiguous, disjoint, nearly equal (first, last) ranges covering 0..shards-1."""
+    parts = max(1, min(parts, shards))
+    bounds = [shards * i // parts for i in range(parts + 1)]
+    return [(bounds[i], bounds[i + 1] - 1) for i in range(parts)]
+
+
 def run_source(
     settings: IngestSettings,
     db: Database,
@@ -63,38 +108,274 @@ def run_source(
     source: str,
     progress: ProgressListener | None = None,
     log_level: str = "WARNING",
+    parallel: int = 1,
+    ranges: int | None = None,
 ) -> RunSummary:
-    """Materialise every shard of `source` in one ranged run of the ingest job."""
-    defs = build_definitions(settings, progress=progress)
-    first, last = source_range(source, settings.shards)
+    """Materialise every shard of `source`: in one ranged run of the ingest job, or with
+    `parallel` > 1 in `ranges` runs over disjoint shard ranges, at most `parallel` at once
+    (forked processes; Linux and macOS)."""
     started = time.perf_counter()
+    progress = progress or NoProgress()
+    batch = uuid.uuid4().hex[:12]
+    if parallel <= 1 or settings.shards < 2:
+        results = [
+            execute_range(
+                settings, instance, source, (0, settings.shards - 1), progress, log_level, batch
+            )
+        ]
+    else:
+        with db.connect() as conn:
+            indexed = _has_documents(conn, source)
+        parts = ranges or default_ranges(settings.shards, parallel, indexed)
+        results = _RangeScheduler(
+            settings,
+            instance,
+            source,
+            shard_ranges(settings.shards, parts),
+            progress,
+            log_level,
+            batch,
+            parallel,
+        ).run()
+    results.sort(key=lambda r: r.first)
+    summary = RunSummary(
+        source=source,
+        run_id=", ".join(r.run_id for r in results),
+        success=all(r.success for r in results),
+        seconds=time.perf_counter() - started,
+        run_ids=[r.run_id for r in results],
+    )
+    for result in results:
+        summary.totals.update(result.totals)
+    errors = [r for r in results if r.error]
+    if len(errors) == 1 and len(results) == 1:
+        summary.error = errors[0].error
+    elif errors:
+        summary.error = "\n".join(
+            f"shards {r.first}-{r.last} (run {r.run_id}): {r.error}" for r in errors
+        )
+    with db.connect() as conn:
+        summary.quarantined = [(d, r) for d, _, r in quarantined_documents(conn, source)]
+    return summary
+
+
+def default_ranges(shards: int, parallel: int, indexed: bool) -> int:
+    """A first ingestion is mostly extraction and embedding: three ranges per process, so that
+    the runs drift out of step (one embeds while another extracts). A source already indexed
+    usually has little to do, and each range costs a run's fixed work (Dagster's events, one
+    listing of the whole source): one range per CPU-bound slot then."""
+    return min(shards, 3 * parallel if not indexed else max(1, parallel - 1))
+
+
+def _has_documents(conn: psycopg.Connection, source: str) -> bool:
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM documents WHERE source = %s)", (source,))
+    return bool(row.fetchone()[0])  # type: ignore[index]
+
+
+def execute_range(
+    settings: IngestSettings,
+    instance: dg.DagsterInstance,
+    source: str,
+    shards: tuple[int, int],
+    progress: ProgressListener,
+    log_level: str,
+    batch: str,
+    run_id: str | None = None,
+) -> RangeResult:
+    """One run of the ingest job over the source's shards first..last, in this process."""
+    defs = build_definitions(settings, progress=progress)
+    first, last = shards
     result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
         instance=instance,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
         tags={
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
+            "dagster/asset_partition_range_start": partition_key(source, first),
+            "dagster/asset_partition_range_end": partition_key(source, last),
             "ingest/trigger": "cli",
             SOURCE_TAG: source,
+            BATCH_TAG: batch,
         },
         raise_on_error=False,
+        run_id=run_id,
     )
-    summary = RunSummary(
-        source=source,
-        run_id=result.run_id,
-        success=result.success,
-        seconds=time.perf_counter() - started,
-    )
+    outcome = RangeResult(first, last, result.run_id, result.success)
     for event in result.get_asset_materialization_events():
         metadata = event.step_materialization_data.materialization.metadata
         for key in SUMMED_METADATA:
             if key in metadata:
-                summary.totals[key] += int(metadata[key].value)  # type: ignore[arg-type]
+                outcome.totals[key] += int(metadata[key].value)  # type: ignore[arg-type]
     if not result.success:
-        summary.error = _failure_message(result)
-    with db.connect() as conn:
-        summary.quarantined = [(d, r) for d, _, r in quarantined_documents(conn, source)]
-    return summary
+        outcome.error = _failure_message(result)
+    return outcome
+
+
+@dataclass
+class _Child:
+    shards: tuple[int, int]
+    run_id: str
+    process: Any
+    reader: multiprocessing.connection.Connection
+    stage: str = ""
+    result: RangeResult | None = None
+    open: bool = True
+
+
+class _RangeScheduler:
+    """Runs the ranges in forked children, at most `parallel` at once and at most
+    `parallel - 1` in a CPU-bound stage (listing, extraction, chunking), so that a new run
+    starts its extraction when an earlier one moves on to embedding."""
+
+    def __init__(
+        self,
+        settings: IngestSettings,
+        instance: dg.DagsterInstance,
+        source: str,
+        ranges: list[tuple[int, int]],
+        progress: ProgressListener,
+        log_level: str,
+        batch: str,
+        parallel: int,
+    ):
+        self._settings = settings
+        self._ref = instance.get_ref()
+        self._instance = instance
+        self._source = source
+        self._waiting = list(ranges)
+        self._progress = MergedProgress(progress)
+        self._log_level = log_level
+        self._batch = batch
+        self._parallel = parallel
+        self._cpu_slots = max(1, parallel - 1)
+        self._running: list[_Child] = []
+        self._results: list[RangeResult] = []
+
+    def run(self) -> list[RangeResult]:
+        context = multiprocessing.get_context("fork")
+        try:
+            while self._waiting or self._running:
+                while self._waiting and self._may_start():
+                    self._start(context, self._waiting.pop(0))
+                self._wait()
+        finally:
+            # Interrupted: stop the children's runs (SIGTERM lets Dagster record the failure).
+            for child in self._running:
+                child.process.terminate()
+            for child in self._running:
+                child.process.join(timeout=10)
+                if child.process.is_alive():
+                    child.process.kill()
+                    child.process.join()
+            self._progress.close()
+        return self._results
+
+    def _may_start(self) -> bool:
+        in_cpu = sum(1 for c in self._running if c.stage in ("", *_CPU_STAGES))
+        return len(self._running) < self._parallel and in_cpu < self._cpu_slots
+
+    def _start(self, context: Any, shards: tuple[int, int]) -> None:
+        reader, writer = context.Pipe(duplex=False)
+        run_id = str(uuid.uuid4())  # known before the run starts: see _lost
+        process = context.Process(
+            target=_child_main,
+            args=(
+                writer,
+                os.getpid(),
+                self._settings,
+                self._ref,
+                self._source,
+                shards,
+                self._log_level,
+                self._batch,
+                run_id,
+            ),
+            daemon=True,
+        )
+        process.start()
+        writer.close()
+        self._running.append(_Child(shards, run_id, process, reader))
+
+    def _wait(self) -> None:
+        readers = [c.reader for c in self._running if c.open]
+        sentinels = [c.process.sentinel for c in self._running if not c.open]
+        multiprocessing.connection.wait(readers + sentinels, timeout=1.0)
+        for child in list(self._running):
+            while child.open and child.reader.poll():
+                try:
+                    self._handle(child, child.reader.recv())
+                except EOFError:
+                    child.open = False
+            if not child.open and not child.process.is_alive():
+                child.process.join()
+                self._running.remove(child)
+                self._results.append(child.result or self._lost(child))
+
+    def _handle(self, child: _Child, message: tuple[str, Any, Any]) -> None:
+        kind, stage, value = message
+        if kind == "start":
+            child.stage = stage
+            self._progress.start(stage, value)
+        elif kind == "advance":
+            self._progress.advance(stage, value)
+        elif kind == "finish":
+            self._progress.finish(stage)
+        elif kind == "result":
+            child.result = value
+
+    def _lost(self, child: _Child) -> RangeResult:
+        """A child that died without reporting (killed, out of memory): say so, and mark its
+        run failed in Dagster so the UI does not show it running forever."""
+        code = child.process.exitcode
+        error = f"the run's process ended without a result (exit code {code})"
+        run = self._instance.get_run_by_id(child.run_id)
+        if run is not None and not run.is_finished:
+            with contextlib.suppress(Exception):
+                self._instance.report_run_failed(run)
+        return RangeResult(*child.shards, child.run_id, False, error=error)
+
+
+def _child_main(
+    writer: multiprocessing.connection.Connection,
+    parent: int,
+    settings: IngestSettings,
+    ref: Any,
+    source: str,
+    shards: tuple[int, int],
+    log_level: str,
+    batch: str,
+    run_id: str,
+) -> None:
+    """A forked child: one run over `shards` against its own instance and connections (the
+    parent's are never touched here); dies with the parent."""
+    _die_with_parent(parent)
+    _fresh_stdio()
+    progress = ForwardingProgress(writer.send)
+    try:
+        instance = dg.DagsterInstance.from_ref(ref)
+        instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+        result = execute_range(
+            settings, instance, source, shards, progress, log_level, batch, run_id
+        )
+    except BaseException as err:  # report, never a traceback on the shared terminal
+        result = RangeResult(*shards, run_id, False, error=f"{type(err).__name__}: {err}")
+    progress.flush()
+    writer.send(("result", "", result))
+    writer.close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this process when the parent dies (a SIGKILLed `ingest run`)."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _fresh_stdio() -> None:
+    """New stdout/stderr objects over the same descriptors: a thread of the parent (the live
+    progress display) may have held the old ones' locks at the moment of the fork."""
+    sys.stdout = open(os.dup(1), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
+    sys.stderr = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
 
 
 def _failure_message(result: dg.ExecuteInProcessResult) -> str:

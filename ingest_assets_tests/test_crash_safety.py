@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -42,17 +43,18 @@ class Stack:
             INGEST_EMBEDDING_BACKOFF_S="0.05",
         )
 
-    def start(self) -> subprocess.Popen[str]:
+    def start(self, *options: str) -> subprocess.Popen[str]:
+        command = ["-m", "ingest_assets.cli", "run", str(self.corpus), "--name", "docs"]
         return subprocess.Popen(
-            [sys.executable, "-m", "ingest_assets.cli", "run", str(self.corpus), "--name", "docs"],
+            [sys.executable, *command, *options],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
 
-    def run(self) -> str:
-        process = self.start()
+    def run(self, *options: str) -> str:
+        process = self.start(*options)
         _, stderr = process.communicate(timeout=600)
         assert process.returncode == 0, stderr[-3000:]
         return stderr
@@ -111,6 +113,13 @@ def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 @pytest.fixture
 def server() -> Iterator[FakeEmbeddingServer]:
     # About 500 texts/s: slow enough to be caught in the middle of embedding.
@@ -122,13 +131,17 @@ def test_sigkill_while_embedding_then_rerun_completes(tmp_path, server):
     stack = Stack(tmp_path, documents=250, server=server)
     process = stack.start()
     wait_for(lambda: stack.vectors() > 50, 120, "the first vectors")
+    children = psutil.Process(process.pid).children(recursive=True)  # the shard-range runs
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
+    # The runs die with `ingest run` instead of writing on behind the re-run's back.
+    wait_for(lambda: not any(map(alive, children)), 10, "the runs to die")
     stack.assert_consistent(complete=False)
     stored = stack.vectors()
     server.reset_stats()
 
-    stack.run()
+    # One run, so one dimension probe (each of `ingest run`'s parallel runs probes once).
+    stack.run("--parallel", "1")
 
     stack.assert_consistent(complete=True)
     embedded_again = server.stats()["texts_embedded"] - 2  # minus the dimension probe

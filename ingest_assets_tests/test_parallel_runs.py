@@ -1,0 +1,142 @@
+"""`ingest run` with several runs over disjoint shard ranges at once (forked processes): the
+same index as one run, every range a visible Dagster run, progress merged, failures per run."""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from benchmarks.corpus import generate_corpus
+from ingest_assets.partitions import partition_key
+from ingest_assets.runner import BATCH_TAG, register, run_source, shard_ranges
+from ingest_assets.sensors import SOURCE_TAG
+from ingest_assets.sources.registry import SourceRecord
+from ingest_assets.store.vectors import vector_table_name
+from ingest_assets_tests.assets.test_pipeline import counts
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.totals: Counter[str] = Counter()
+        self.done: Counter[str] = Counter()
+        self.finished: list[str] = []
+
+    def start(self, stage: str, total: int) -> None:
+        self.totals[stage] += total
+
+    def advance(self, stage: str, amount: int) -> None:
+        self.done[stage] += amount
+
+    def finish(self, stage: str) -> None:
+        self.finished.append(stage)
+
+
+@pytest.mark.parametrize(
+    ("shards", "parts", "expected"),
+    [
+        (4, 4, [(0, 0), (1, 1), (2, 2), (3, 3)]),
+        (64, 6, [(0, 9), (10, 20), (21, 31), (32, 41), (42, 52), (53, 63)]),
+        (3, 8, [(0, 0), (1, 1), (2, 2)]),
+        (5, 1, [(0, 4)]),
+    ],
+)
+def test_shard_ranges_are_contiguous_disjoint_and_cover_every_shard(shards, parts, expected):
+    assert shard_ranges(shards, parts) == expected
+
+
+def index_counts(db) -> dict[str, int]:
+    """The pipeline tests' counts, plus the duplicates and gaps a bad split would leave."""
+    table = vector_table_name("hashing-384")
+    with db.connect() as conn:
+        doc_ids, positions, without_vector = conn.execute(
+            "SELECT (SELECT count(DISTINCT doc_id) FROM documents),"
+            " (SELECT count(DISTINCT (document_id, ordinal)) FROM chunks),"
+            " (SELECT count(*) FROM chunks c WHERE NOT EXISTS"
+            f"  (SELECT 1 FROM {table} v WHERE v.text_hash = c.text_hash))"
+        ).fetchone()
+    return {
+        **counts(db),
+        "doc_ids": doc_ids,
+        "chunk_positions": positions,
+        "chunks_without_vector": without_vector,
+    }
+
+
+def test_parallel_ranges_index_every_chunk_once(settings, db, instance, tmp_path: Path):
+    corpus = tmp_path / "corpus"
+    generate_corpus(corpus, documents=80, seed=3)
+    register(settings, db, instance, SourceRecord("docs", "folder", str(corpus)))
+    progress = Recorder()
+
+    summary = run_source(settings, db, instance, "docs", progress, parallel=3, ranges=4)
+
+    assert summary.success, summary.error
+    c = index_counts(db)
+    assert c["live"] == c["doc_ids"] == summary.totals["documents_new"] == 80
+    assert c["chunks"] == c["chunk_positions"] == summary.totals["chunks_written"] > 80
+    assert c["vectors"] == c["distinct_texts"] == summary.totals["texts_embedded"]
+    assert c["chunks_without_vector"] == 0
+    # One Dagster run per range, with the range and source tags, all of one batch.
+    assert len(summary.run_ids) == 4
+    runs = [instance.get_run_by_id(run_id) for run_id in summary.run_ids]
+    assert all(run is not None and run.is_success for run in runs)
+    ranges = sorted(
+        (
+            run.tags["dagster/asset_partition_range_start"],
+            run.tags["dagster/asset_partition_range_end"],
+        )
+        for run in runs
+        if run is not None
+    )
+    assert ranges == [(partition_key("docs", s), partition_key("docs", s)) for s in range(4)]
+    assert {run.tags[SOURCE_TAG] for run in runs if run} == {"docs"}
+    assert len({run.tags[BATCH_TAG] for run in runs if run}) == 1
+    # Every shard's partition is materialised by exactly one of them.
+    for asset in ("raw_documents", "chunks", "embeddings"):
+        materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
+        assert materialized == {partition_key("docs", s) for s in range(4)}
+    # The merged progress adds up the runs' stages, and finishes each stage once.
+    assert progress.totals["documents"] == progress.done["documents"] == 80
+    assert progress.done["embedding"] == progress.totals["embedding"] == c["vectors"]
+    assert sorted(progress.finished) == ["chunking", "documents", "embedding"]
+
+    again = run_source(settings, db, instance, "docs", parallel=2, ranges=4)
+    assert again.success, again.error
+    assert again.totals["documents_unchanged"] == 80
+    assert again.totals["chunks_written"] == again.totals["texts_embedded"] == 0
+    assert index_counts(db) == c
+
+
+def test_a_failing_range_run_is_reported_per_run(settings, db, instance, tmp_path: Path):
+    corpus = tmp_path / "corpus"
+    generate_corpus(corpus, documents=12, seed=4)
+    register(settings, db, instance, SourceRecord("docs", "folder", str(corpus)))
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    down = settings.model_copy(
+        update={
+            "embedding_provider": "openai",
+            "embedding_url": url,
+            "embedding_model": "down",
+            "embedding_max_attempts": 1,
+            "stage_retries": 0,
+        }
+    )
+
+    summary = run_source(down, db, instance, "docs", parallel=2, ranges=2)
+
+    assert not summary.success
+    assert len(summary.run_ids) == 2
+    for run_id in summary.run_ids:
+        run = instance.get_run_by_id(run_id)
+        assert run is not None and run.is_failure
+    assert summary.error is not None
+    assert "shards 0-1" in summary.error and "shards 2-3" in summary.error
+    assert url in summary.error
+    # The CPU stages' work is kept: documents and chunks are there for a re-run.
+    assert summary.totals["documents_new"] == 12
