@@ -37,7 +37,9 @@ def chunk_source(
     """Re-chunk the shards' documents whose chunks are missing or stale."""
     report = ChunkReport()
     counts = report.per_shard
-    stage.start(count_documents_to_chunk(reader, source, shards, chunker.signature))
+    stage.start(total := count_documents_to_chunk(reader, source, shards, chunker.signature))
+    if not total:
+        return report  # nothing changed: no second scan of the documents
     for batch in documents_to_chunk(reader, source, shards, chunker.signature):
         done: list[tuple[DocumentToChunk, list[Chunk]]] = []
         for doc in batch:

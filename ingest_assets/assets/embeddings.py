@@ -155,10 +155,14 @@ def build_embeddings(
             db.connect(autocommit=True) as locks,
         ):
             known = model_table(reader, embedder.model)
-            if known is None or any(
-                count_pending_texts(reader, known[0], source, shards)
+            # One coverage query per source says whether anything is missing; in a re-run
+            # with nothing to embed it is also the metadata, and the only full scan.
+            before = {
+                source: coverage_by_shard(reader, known[0], source, shards)
                 for source, shards in groups.items()
-            ):
+                if known is not None
+            }
+            if known is None or any(_missing(c) for c in before.values()):
                 try:
                     await embedder.prepare()
                 except EmbeddingError as err:
@@ -171,15 +175,22 @@ def build_embeddings(
                 raise dg.Failure(str(err), allow_retries=False) from err
             for source_name, shards in groups.items():
                 stage = StageProgress(progress, context.log, "embedding")
-                with shard_locks(locks, "embeddings", source_name, shards):
-                    outcome = await embed_source(
-                        reader, writer, embedder, table, source_name, shards, embedding, stage
-                    )
+                coverage = before.get(source_name)
+                if coverage is not None and not _missing(coverage):
+                    stage.start(0)
+                    outcome = EmbedOutcome()
+                else:
+                    with shard_locks(locks, "embeddings", source_name, shards):
+                        outcome = await embed_source(
+                            reader, writer, embedder, table, source_name, shards, embedding, stage
+                        )
+                    coverage = None
                 seconds = stage.finish()
                 quarantined = quarantine_texts(writer, source_name, shards, outcome.rejected)
                 if outcome.error is not None:
                     failures.append(f"{source_name}: {outcome.error}")
-                coverage = coverage_by_shard(reader, table, source_name, shards)
+                if coverage is None:
+                    coverage = coverage_by_shard(reader, table, source_name, shards)
                 for shard in shards:
                     embedded = outcome.per_shard[(shard, "embedded")]
                     live, with_vector, distinct = coverage.get(shard, (0, 0, 0))
@@ -217,6 +228,11 @@ def build_embeddings(
         return dg.MaterializeResult()
 
     return embeddings
+
+
+def _missing(coverage: dict[int, tuple[int, int, int]]) -> bool:
+    """Whether some live chunk of these shards has no vector (coverage_by_shard's answer)."""
+    return any(with_vector < live for live, with_vector, _ in coverage.values())
 
 
 def _request_metadata(embedder: Embedder, seconds: float) -> dict[str, object]:

@@ -17,6 +17,14 @@ from tokenizers import Tokenizer
 # on long runs of spaces.
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*)$")
 _FENCE = re.compile(r"^(```|~~~)")
+# BERT's normaliser and pre-tokenizer split text at whitespace first and never join across
+# it, so a text's token count is the sum of its whitespace-separated words' counts, and a
+# word's count depends on that word alone: it is looked up in a cache instead of tokenising
+# every chunk again (which was most of chunking's time). Python's str.split also splits at a
+# few control characters that BERT deletes instead; those are deleted first.
+_SPLIT_BUT_DELETED_RE = re.compile("[\x0b\x0c\x1c-\x1f\x85]")
+_SPLIT_BUT_DELETED = dict.fromkeys([0x0B, 0x0C, *range(0x1C, 0x20), 0x85])
+_WORD_CACHE_LIMIT = 200_000
 _CONTEXT_SEPARATOR = " › "
 _MAX_CONTEXT_CHARS = 200
 # Bump when the chunk output changes for the same input and settings.
@@ -105,6 +113,7 @@ class Chunker:
         self._markdown = MarkdownSplitter(by_chars)
         self._plain = TextSplitter(by_chars)
         self._exact = TextSplitter.from_huggingface_tokenizer(self._tokenizer, by_tokens)
+        self._word_tokens: dict[str, int] = {}
 
     @cached_property
     def signature(self) -> str:
@@ -113,8 +122,34 @@ class Chunker:
         return f"v{_ALGORITHM_VERSION}-tok{digest}-max{self.max_tokens}"
 
     def count_tokens(self, texts: list[str]) -> list[int]:
-        encodings = self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
-        return [len(e.ids) for e in encodings]
+        """Tokens of each text, as the tokenizer counts them (without special tokens)."""
+        cache = self._word_tokens
+        counts = [0] * len(texts)
+        missing: list[tuple[int, list[str]]] = []
+        for i, text in enumerate(texts):
+            if _SPLIT_BUT_DELETED_RE.search(text):
+                text = text.translate(_SPLIT_BUT_DELETED)
+            # The tokenizer lower-cases; doing it here first shares cache entries (ASCII
+            # only: Unicode case mapping is left to the tokenizer).
+            words = text.lower().split() if text.isascii() else text.split()
+            try:
+                counts[i] = sum(map(cache.__getitem__, words))
+            except KeyError:
+                missing.append((i, words))
+        if missing:
+            self._learn_words({w for _, words in missing for w in words})
+            for i, words in missing:
+                counts[i] = sum(map(cache.__getitem__, words))
+        return counts
+
+    def _learn_words(self, words: set[str]) -> None:
+        """Make sure every word is in the cache, tokenising the new ones in one batch."""
+        cache = self._word_tokens
+        if len(cache) + len(words) > _WORD_CACHE_LIMIT:
+            cache.clear()  # bounded memory; the common words come back at once
+        new = [w for w in words if w not in cache]
+        encodings = self._tokenizer.encode_batch_fast(new, add_special_tokens=False)
+        cache.update(zip(new, (len(e.ids) for e in encodings), strict=True))
 
     def chunk(self, text: str, markup: str, title: str | None = None) -> list[Chunk]:
         if markup == "markdown":

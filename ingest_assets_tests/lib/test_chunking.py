@@ -1,3 +1,5 @@
+import random
+
 import pytest
 
 from ingest_assets.lib.chunking import Chunker, heading_path, heading_positions, join_context
@@ -84,3 +86,40 @@ def test_empty_and_whitespace_documents_have_no_chunks(chunker):
 def test_signature_changes_with_settings():
     assert Chunker(48).signature != Chunker(64).signature
     assert Chunker(48).signature == Chunker(48).signature
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Hello, World! x_y 3.14 $100 <a href='x'> don't",
+        "naïve café, İstanbul, STRASSE ß, ΣΟΦΙΑΣ, ﬁle",
+        "中文和日本語 mixed with English",
+        "tab\tsep\r\nline\x0bvertical\x0cform\x1cfile\x85next",
+        "ctrl\x01inside\x7fword and zero\u200bwidth\u00adsoft\ufeffbom",
+        "nbsp\xa0em\u2003ideographic\u3000line\u2028para\u2029end",
+        "a" * 100 + " " + "b" * 101 + " " + "é" * 101,
+        "emoji 😀🇦 and ① ⅷ ǅ",
+        "",
+        "   \n\t  ",
+    ],
+)
+def test_token_counts_match_the_tokenizer(chunker, text):
+    expected = [
+        len(e.ids) for e in chunker._tokenizer.encode_batch([text], add_special_tokens=False)
+    ]
+    assert chunker.count_tokens([text]) == expected
+    assert chunker.count_tokens([text]) == expected  # from the word cache this time
+
+
+def test_token_counts_match_the_tokenizer_on_random_text(chunker):
+    rng = random.Random(7)
+    alphabet = [
+        *"abcXYZ09 .,;!?-_'\"()[]{}<>|~`^$%&*+=/\\\t\n\r",
+        *map(chr, range(32)),
+        *"\x7f\x85\xa0éÉßİΣςﬁ中文\u200b\u200d\u2028\u3000\u2003\ufffd\u0301ǅ😀\u00adöø",
+    ]
+    texts = ["".join(rng.choices(alphabet, k=rng.randint(0, 80))) for _ in range(3000)]
+    expected = [
+        len(e.ids) for e in chunker._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+    ]
+    assert chunker.count_tokens(texts) == expected

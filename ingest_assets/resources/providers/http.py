@@ -50,19 +50,28 @@ class Api:
             return {"inputs": list(texts), "normalize": True, "truncate": True}
         return {"model": model, "input": list(texts)}
 
-    def vectors(self, body: Any) -> list[Any]:
+    def vectors(self, body: Any) -> Any:
         if self.name == "openai":
-            rows = sorted(body["data"], key=lambda row: row["index"])
-            return [_decode(row["embedding"]) for row in rows]
+            rows = body["data"]
+            if any(row["index"] != i for i, row in enumerate(rows)):
+                rows = sorted(rows, key=lambda row: row["index"])
+            return _decode([row["embedding"] for row in rows])
         if self.name == "tei":
             return list(body)
         return list(body["embeddings"])
 
 
-def _decode(embedding: Any) -> Any:
-    if isinstance(embedding, str):
-        return np.frombuffer(base64.b64decode(embedding), dtype="<f4")
-    return embedding
+def _decode(embeddings: list[Any]) -> Any:
+    """Float lists as they are; base64 rows of little-endian float32s decoded in one call
+    when they are all the same length and unpadded, so they can be concatenated."""
+    if not embeddings or not all(isinstance(e, str) for e in embeddings):
+        return embeddings
+    size = len(embeddings[0])
+    joinable = size % 4 == 0 and not embeddings[0].endswith("=")
+    if joinable and all(len(e) == size for e in embeddings):
+        flat = np.frombuffer(base64.b64decode("".join(embeddings)), dtype="<f4")
+        return flat.reshape(len(embeddings), -1)
+    return [np.frombuffer(base64.b64decode(e), dtype="<f4") for e in embeddings]
 
 
 APIS = {
