@@ -12,15 +12,23 @@ import time
 from pathlib import Path
 
 import click
+import dagster as dg
 import psycopg
 import sqlalchemy.exc
+import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingest_assets.backfill import BackfillError, launch_backfill, unfinished_partitions
+from ingest_assets.last_runs import LastRun, last_runs
 from ingest_assets.lib.chunking import Chunker
-from ingest_assets.local_stack import database_url, open_database, open_instance
+from ingest_assets.local_stack import (
+    database_url,
+    open_database,
+    open_instance,
+    prepare_dagster_environment,
+)
 from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key
 from ingest_assets.resources.postgres import exit_cleanly_on_sigterm
 from ingest_assets.resources.providers import EmbeddingError, open_embedder
@@ -28,6 +36,7 @@ from ingest_assets.resources.providers.base import EmbedderSpec
 from ingest_assets.runner import RunSummary, register, run_source
 from ingest_assets.settings import IngestSettings
 from ingest_assets.sources.registry import (
+    SOURCE_KINDS,
     InvalidSourceName,
     RegistryError,
     SourceRecord,
@@ -35,11 +44,12 @@ from ingest_assets.sources.registry import (
     load_registry,
     remove_from_registry,
     upsert_registry,
+    validate_record,
     validate_source_name,
 )
 from ingest_assets.store.search import Hit, search
 from ingest_assets.store.sources import delete_source
-from ingest_assets.store.status import source_status
+from ingest_assets.store.status import SourceStatus, source_status
 from ingest_assets.store.vectors import drop_model, list_models, model_table
 
 console = Console(stderr=True)
@@ -134,8 +144,8 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--name", help="Source name (default: the folder's name).")
+@click.argument("target")
+@click.option("--name", help="Source name for a folder (default: the folder's name).")
 @click.option("--verbose", is_flag=True, help="Show Dagster's log lines.")
 @click.option(
     "--parallel",
@@ -144,17 +154,16 @@ def main() -> None:
     show_default="CPUs + 1",
     help="Runs over disjoint shard ranges at once (1: one run over all shards).",
 )
-def run(path: Path, name: str | None, verbose: bool, parallel: int) -> None:
-    """Register folder PATH as a source and ingest all of its shards."""
+def run(target: str, name: str | None, verbose: bool, parallel: int) -> None:
+    """Ingest TARGET: a folder (registered as a source on the way), or the name of a source
+    declared with `ingest source add` (a sitemap, a file of URLs, a PostgreSQL table)."""
     settings = _settings()
-    try:
-        source = validate_source_name(name or default_source_name(path))
-    except InvalidSourceName as err:
-        raise click.ClickException(str(err)) from err
+    record = _run_target(settings, target, name)
+    source = record.name
     db_url = database_url(settings)
     db = open_database(settings)
     instance = open_instance(settings, db_url)
-    register(settings, db, instance, SourceRecord(source, "folder", str(path.resolve())))
+    register(settings, db, instance, record)
     columns = (
         TextColumn("{task.description:<10}"),
         BarColumn(),
@@ -172,6 +181,23 @@ def run(path: Path, name: str | None, verbose: bool, parallel: int) -> None:
     _print_summary(summary)
     if not summary.success:
         sys.exit(1)
+
+
+def _run_target(settings: IngestSettings, target: str, name: str | None) -> SourceRecord:
+    path = Path(target).expanduser()
+    if path.is_dir():
+        try:
+            source = validate_source_name(name or default_source_name(path))
+        except InvalidSourceName as err:
+            raise click.ClickException(str(err)) from err
+        return SourceRecord(source, "folder", str(path.resolve()))
+    declared = {r.name: r for r in _registry(settings)}
+    if target in declared:
+        return declared[target]
+    raise click.ClickException(
+        f"{target!r} is neither a folder nor a source in {settings.sources_path} "
+        "(declare one with `ingest source add NAME LOCATION`)"
+    )
 
 
 def _print_summary(summary: RunSummary) -> None:
@@ -250,29 +276,132 @@ async def _embed_query(spec: EmbedderSpec, query: str):  # type: ignore[no-untyp
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print status as JSON.")
 def status(as_json: bool) -> None:
-    """Documents, chunks, vectors, pending work and quarantined documents per source."""
+    """Per source: documents, chunks, vectors per model, pending work, quarantined documents
+    and the latest Dagster run."""
     settings = _settings()
-    db = open_database(settings)
-    chunker = Chunker(settings.chunk_tokens)
-    with db.connect() as conn:
-        found = model_table(conn, settings.embedding_model)
-        rows = source_status(conn, found[0] if found else None, chunker.signature)
-    if as_json:
-        out.print_json(json.dumps([r.as_dict() for r in rows]))
-        return
-    table = Table("source", "documents", "chunks", "vectors", "pending", "quarantined", "deleted")
-    for r in rows:
-        table.add_row(
-            r.source,
-            str(r.documents),
-            str(r.chunks),
-            str(r.chunks_with_vector),
-            str(r.pending_chunking + r.pending_embedding),
-            str(r.quarantined),
-            str(r.deleted),
+    db_url = database_url(settings)
+    active = settings.embedding_model
+    with open_database(settings).connect() as conn:
+        found = model_table(conn, active)
+        models = {name: (table_name, count) for name, _, table_name, count in list_models(conn)}
+        rows = source_status(
+            conn,
+            found[0] if found else None,
+            Chunker(settings.chunk_tokens).signature,
+            [(name, table_name) for name, (table_name, _) in models.items()],
         )
-    out.print(table)
-    out.print(f"model: {settings.embedding_model} ({settings.embedding_provider})")
+    runs = _last_runs(settings, db_url, [r.source for r in rows]) if rows else {}
+    if as_json:
+        out.print_json(json.dumps([_status_json(r, active, runs.get(r.source)) for r in rows]))
+        return
+    if not rows:
+        console.print("no sources yet: `ingest run PATH` or `ingest source add NAME PATH`")
+    else:
+        out.print(_sources_table(rows))
+        out.print(_pending_table(rows))
+        out.print(_models_table(rows, models, active))
+        out.print(_runs_table(rows, runs))
+    out.print(f"active model: {active} ({settings.embedding_provider})")
+
+
+def _last_runs(
+    settings: IngestSettings, db_url: str, sources: list[str]
+) -> dict[str, LastRun | None]:
+    """Each source's newest run in the project's Dagster instance. When the instance cannot
+    be opened, a warning and no runs: the index's own status is still worth showing."""
+    try:
+        prepare_dagster_environment(settings, db_url)
+        with dg.DagsterInstance.get() as instance:
+            # One pooled connection for the few queries (a new one each costs ~10 ms), and
+            # a statement timeout so a locked table cannot stall the command.
+            instance.optimize_for_webserver(statement_timeout=5000, pool_recycle=-1, max_overflow=0)
+            return last_runs(instance, sources, settings.shards)
+    except (sqlalchemy.exc.SQLAlchemyError, dg.DagsterError) as err:
+        console.print(f"[yellow]last runs unknown[/yellow]: Dagster instance: {_first_line(err)}")
+        return {}
+
+
+def _status_json(row: SourceStatus, active: str, run: LastRun | None) -> dict[str, object]:
+    return {
+        **row.as_dict(),
+        "vectors_by_model": _vectors(row, active),
+        "active_model": active,
+        "last_run": run.as_dict() if run else None,
+    }
+
+
+def _sources_table(rows: list[SourceStatus]) -> Table:
+    return _count_table(
+        "Index per source (vectors: of the active model)",
+        ("documents", "chunks", "vectors", "quarantined", "deleted"),
+        [
+            (r.source, (r.documents, r.chunks, r.chunks_with_vector, r.quarantined, r.deleted))
+            for r in rows
+        ],
+    )
+
+
+def _pending_table(rows: list[SourceStatus]) -> Table:
+    return _count_table(
+        "Pending work (failed reads are read again on the next runs)",
+        ("documents to chunk", "chunks to embed", "failed reads"),
+        [(r.source, (r.pending_chunking, r.pending_embedding, r.failed_reads)) for r in rows],
+    )
+
+
+def _count_table(
+    title: str, headers: tuple[str, ...], rows: list[tuple[str, tuple[int, ...]]]
+) -> Table:
+    """One row per source and, for several sources, a total row."""
+    table = Table(title=title)
+    table.add_column("source", overflow="fold")
+    for header in headers:
+        table.add_column(header, justify="right")
+    for i, (name, counts) in enumerate(rows):
+        table.add_row(name, *map(str, counts), end_section=i == len(rows) - 1)
+    if len(rows) > 1:
+        table.add_row(
+            "total", *(str(sum(column)) for column in zip(*(c for _, c in rows), strict=True))
+        )
+    return table
+
+
+def _models_table(
+    rows: list[SourceStatus], models: dict[str, tuple[str, int]], active: str
+) -> Table:
+    """Sources down, models across: live chunks with a vector in each model's table."""
+    names = sorted(models.keys() | {active})
+    table = _count_table(
+        "Chunks with a vector, per model (* active)",
+        ("chunks", *(f"{name} *" if name == active else name for name in names)),
+        [(r.source, (r.chunks, *(_vectors(r, active)[n] for n in names))) for r in rows],
+    )
+    stored = [str(models[n][1]) if n in models else "no table" for n in names]
+    table.add_row("[dim]vectors stored (distinct texts)[/dim]", "", *stored)
+    return table
+
+
+def _vectors(row: SourceStatus, active: str) -> dict[str, int]:
+    """Live chunks with a vector per model, the active one included even without a table."""
+    return dict(sorted({**row.vectors_by_model, active: row.chunks_with_vector}.items()))
+
+
+_RUN_STATUS_STYLE = {"SUCCESS": "green", "FAILURE": "red", "CANCELED": "yellow"}
+
+
+def _runs_table(rows: list[SourceStatus], runs: dict[str, LastRun | None]) -> Table:
+    table = Table("source", "status", "trigger", "when", "run", title="Last run per source")
+    now = time.time()
+    for r in rows:
+        run = runs.get(r.source)
+        if run is None:
+            table.add_row(r.source, "[dim]no runs yet[/dim]", "", "", "")
+            continue
+        style = _RUN_STATUS_STYLE.get(run.status, "cyan")
+        table.add_row(
+            r.source, f"[{style}]{run.status}[/{style}]", run.trigger, run.when(now), run.run_id[:8]
+        )
+    return table
 
 
 @main.group()
@@ -282,16 +411,57 @@ def source() -> None:
 
 @source.command(name="add")
 @click.argument("name")
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def source_add(name: str, path: Path) -> None:
-    """Declare folder PATH as source NAME (ingested by the sensors, or `ingest run`)."""
+@click.argument("location")
+@click.option(
+    "--kind",
+    type=click.Choice(sorted(SOURCE_KINDS)),
+    help="Default: folder for a directory, sitemap for a URL, urls for a file of URLs.",
+)
+@click.option(
+    "-o",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A kind's option, e.g. -o delay_s=0.5 or -o dsn_env=NOTES_DSN (repeatable).",
+)
+def source_add(name: str, location: str, kind: str | None, options: tuple[str, ...]) -> None:
+    """Declare source NAME at LOCATION: a folder, a sitemap URL, a file of page URLs, or a
+    PostgreSQL table (--kind postgres_table -o dsn_env=VAR). The sensors ingest it, or
+    `ingest run NAME`."""
     settings = _settings()
+    kind = kind or _guess_kind(location)
+    if kind == "folder" or kind == "urls":
+        location = str(Path(location).expanduser().resolve())
     try:
-        record = SourceRecord(validate_source_name(name), "folder", str(path.resolve()))
-    except InvalidSourceName as err:
+        record = validate_record(SourceRecord(name, kind, location, _parse_options(options)))
+    except ValueError as err:
         raise click.ClickException(str(err)) from err
     upsert_registry(settings.sources_path, record)
-    console.print(f"source {name} -> {record.location} (in {settings.sources_path})")
+    console.print(f"source {name} ({kind}) -> {record.location} (in {settings.sources_path})")
+
+
+def _guess_kind(location: str) -> str:
+    if location.startswith(("http://", "https://")):
+        return "sitemap"
+    path = Path(location).expanduser()
+    if path.is_dir():
+        return "folder"
+    if path.is_file():
+        return "urls"
+    raise click.ClickException(
+        f"{location}: not a folder, a file of URLs or a sitemap URL; pass --kind"
+    )
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, object]:
+    options: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.ClickException(f"option {pair!r}: expected KEY=VALUE")
+        options[key.strip()] = yaml.safe_load(value) if value else ""
+    return options
 
 
 @source.command(name="list")
@@ -403,8 +573,8 @@ def dev(port: int) -> None:
     console.print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}; UI on http://127.0.0.1:{port}")
     dagster = subprocess.Popen(command)
     try:
-        sys.exit(dagster.wait())
-    except (KeyboardInterrupt, SystemExit):
+        code = dagster.wait()
+    except (KeyboardInterrupt, SystemExit) as stop:
         # Let dagster dev stop its webserver, daemon and code server itself.
         dagster.send_signal(signal.SIGINT)
         try:
@@ -412,7 +582,12 @@ def dev(port: int) -> None:
         except subprocess.TimeoutExpired:
             dagster.terminate()
             dagster.wait(timeout=10)
-        raise
+        if isinstance(stop, SystemExit):
+            raise
+        console.print("ingest dev: stopped")  # Ctrl-C is the normal way out: exit 0
+        return
+    if code != 0:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -498,6 +498,8 @@ def running_stack(
     finally:
         stop_process_group(process)
         release_embedded_postgres(Path(env["INGEST_HOME"]) / "pg", env)
+    # Reached only when the tests passed: Ctrl-C is the normal way to stop `ingest dev`.
+    assert process.returncode == 0, f"`ingest dev` exited {process.returncode} on Ctrl-C"
 
 
 # -- a distributed stack: code server, webserver and daemon as separate processes ---------------
