@@ -94,10 +94,21 @@ def register(
         instance.add_dynamic_partitions(SOURCES_PARTITIONS_NAME, [record.name])
 
 
-def shard_ranges(shards: int, parts: int) -> list[tuple[int, int]]:
-    """`parts` contiguous, disjoint, nearly equal (first, last) ranges covering 0..shards-1."""
+def shard_ranges(shards: int, parts: int, ramp: int = 1) -> list[tuple[int, int]]:
+    """`parts` contiguous, disjoint (first, last) ranges covering 0..shards-1. With ramp > 1
+    the first and last ranges are smaller (sizes 1, 2, ... ramp, ..., ramp, ... 2, 1 in
+    proportion): embedding starts after a short first extraction, and the last range's
+    extraction, which nothing else overlaps, is short too."""
     parts = max(1, min(parts, shards))
-    bounds = [shards * i // parts for i in range(parts + 1)]
+    weights = [max(1, min(i + 1, parts - i, ramp)) for i in range(parts)]
+    total = sum(weights)
+    cumulative = [sum(weights[:i]) for i in range(parts + 1)]
+    bounds = [shards * c // total for c in cumulative]
+    # Every range keeps at least one shard (weights round down to nothing on few shards).
+    for i in range(1, parts + 1):
+        bounds[i] = max(bounds[i], bounds[i - 1] + 1)
+    for i in range(parts - 1, -1, -1):
+        bounds[i] = min(bounds[i], bounds[i + 1] - 1)
     return [(bounds[i], bounds[i + 1] - 1) for i in range(parts)]
 
 
@@ -117,21 +128,22 @@ def run_source(
     started = time.perf_counter()
     progress = progress or NoProgress()
     batch = uuid.uuid4().hex[:12]
-    if parallel <= 1 or settings.shards < 2:
+    if ranges is None and parallel > 1:
+        with db.connect() as conn:
+            ranges = default_ranges(settings.shards, parallel, _has_documents(conn, source))
+    parts = min(ranges or 1, settings.shards)
+    if parallel <= 1 or parts <= 1:
         results = [
             execute_range(
                 settings, instance, source, (0, settings.shards - 1), progress, log_level, batch
             )
         ]
     else:
-        with db.connect() as conn:
-            indexed = _has_documents(conn, source)
-        parts = ranges or default_ranges(settings.shards, parallel, indexed)
         results = _RangeScheduler(
             settings,
             instance,
             source,
-            shard_ranges(settings.shards, parts),
+            shard_ranges(settings.shards, parts, ramp=3),
             progress,
             log_level,
             batch,
@@ -163,8 +175,9 @@ def default_ranges(shards: int, parallel: int, indexed: bool) -> int:
     """A first ingestion is mostly extraction and embedding: three ranges per process, so that
     the runs drift out of step (one embeds while another extracts). A source already indexed
     usually has little to do, and each range costs a run's fixed work (Dagster's events, one
-    listing of the whole source): one range per CPU-bound slot then."""
-    return min(shards, 3 * parallel if not indexed else max(1, parallel - 1))
+    listing of the whole source): one run then (measured: a no-change re-run of 100,000
+    documents took 15 s as one run, 19-22 s as two)."""
+    return min(shards, 1 if indexed else 3 * parallel)
 
 
 def _has_documents(conn: psycopg.Connection, source: str) -> bool:

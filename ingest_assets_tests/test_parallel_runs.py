@@ -36,16 +36,25 @@ class Recorder:
 
 
 @pytest.mark.parametrize(
-    ("shards", "parts", "expected"),
+    ("shards", "parts", "ramp", "expected"),
     [
-        (4, 4, [(0, 0), (1, 1), (2, 2), (3, 3)]),
-        (64, 6, [(0, 9), (10, 20), (21, 31), (32, 41), (42, 52), (53, 63)]),
-        (3, 8, [(0, 0), (1, 1), (2, 2)]),
-        (5, 1, [(0, 4)]),
+        (4, 4, 1, [(0, 0), (1, 1), (2, 2), (3, 3)]),
+        (64, 6, 1, [(0, 9), (10, 20), (21, 31), (32, 41), (42, 52), (53, 63)]),
+        (3, 8, 3, [(0, 0), (1, 1), (2, 2)]),
+        (5, 1, 3, [(0, 4)]),
+        (64, 2, 3, [(0, 31), (32, 63)]),
+        # Smaller first and last ranges: sizes 3, 6, 9, ..., 9, 6, 4.
+        (
+            64,
+            9,
+            3,
+            [(0, 2), (3, 8), (9, 17), (18, 26), (27, 35), (36, 44), (45, 53), (54, 59), (60, 63)],
+        ),
+        (10, 9, 3, [(0, 0), (1, 1), (2, 2), (3, 3), (4, 4), (5, 6), (7, 7), (8, 8), (9, 9)]),
     ],
 )
-def test_shard_ranges_are_contiguous_disjoint_and_cover_every_shard(shards, parts, expected):
-    assert shard_ranges(shards, parts) == expected
+def test_shard_ranges_are_contiguous_disjoint_and_cover_every_shard(shards, parts, ramp, expected):
+    assert shard_ranges(shards, parts, ramp) == expected
 
 
 def index_counts(db) -> dict[str, int]:
