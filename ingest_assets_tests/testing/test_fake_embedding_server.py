@@ -76,6 +76,19 @@ def test_each_api_returns_hashed_vectors(client: httpx.Client, api: str):
     np.testing.assert_array_equal(vectors, hashed_vectors(TEXTS, DIM))
 
 
+def test_fast_vectors_are_per_text_deterministic_unit_vectors(fake, client: httpx.Client):
+    fake.configure(fast_vectors=True)
+    response = embed(client, "openai", TEXTS, encoding_format="base64")
+    rows = [base64.b64decode(item["embedding"]) for item in response.json()["data"]]
+    vectors = np.array([np.frombuffer(row, dtype="<f4") for row in rows])
+    assert vectors.shape == (len(TEXTS), DIM)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(vectors[0], vectors[3])  # the same text, the same vector
+    assert not np.array_equal(vectors[0], vectors[1])
+    again = embed(client, "openai", TEXTS[1:2], encoding_format="base64").json()["data"]
+    assert base64.b64decode(again[0]["embedding"]) == rows[1]
+
+
 def test_openai_response_shape_and_single_string(client: httpx.Client):
     body = embed(client, "openai", TEXTS[:2]).json()
     assert body["object"] == "list" and body["model"] == "m"
