@@ -134,6 +134,26 @@ def ingest_env(
     return env
 
 
+_PREPARED: set[str] = set()
+
+
+def prepare_home(env: dict[str, str]) -> None:
+    """Start the home's embedded PostgreSQL (held by this process) and create Dagster's
+    storage there, as the first `ingest` command in a new home does."""
+    home = env["INGEST_HOME"]
+    embedded_server_url(Path(home) / "pg")
+    if home in _PREPARED:
+        return
+    script = (
+        "from ingest_assets.local_stack import database_url, open_instance\n"
+        "from ingest_assets.settings import IngestSettings\n"
+        "settings = IngestSettings()\n"
+        "open_instance(settings, database_url(settings)).dispose()\n"
+    )
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=300)
+    _PREPARED.add(home)
+
+
 def tree_memory(process: psutil.Process) -> int:
     """Memory of a process and its children (the forked shard-range runs). Proportional set
     size: pages a fork shares with its parent count once, split between them, not once per
@@ -157,8 +177,9 @@ def ingest_run(folder: Path, env: dict[str, str], profile: Path | None = None) -
     """`ingest run` as a child process: wall time, texts embedded, and peak memory (RSS of the
     process and its children, sampled every 0.1 s; the embedded PostgreSQL is not counted).
     The home's embedded PostgreSQL is started first and held by this process, as `ingest dev`
-    would hold it: creating a database cluster (once per home) is not ingestion time."""
-    embedded_server_url(Path(env["INGEST_HOME"]) / "pg")
+    would hold it, and Dagster's storage is created in it: creating a database cluster and
+    Dagster's schema (once per installation) is not ingestion time."""
+    prepare_home(env)
     command = [sys.executable]
     if profile:
         command += ["-m", "cProfile", "-o", str(profile)]
