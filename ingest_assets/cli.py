@@ -154,7 +154,13 @@ def main() -> None:
     show_default="CPUs + 1",
     help="Runs over disjoint shard ranges at once (1: one run over all shards).",
 )
-def run(target: str, name: str | None, verbose: bool, parallel: int) -> None:
+@click.option(
+    "--ranges",
+    type=click.IntRange(min=1),
+    help="Shard ranges, one run each (default: 4 per --parallel for a first ingestion of a "
+    "folder of 1,000+ files, else 1).",
+)
+def run(target: str, name: str | None, verbose: bool, parallel: int, ranges: int | None) -> None:
     """Ingest TARGET: a folder (registered as a source on the way), or the name of a source
     declared with `ingest source add` (a sitemap, a file of URLs, a PostgreSQL table)."""
     settings = _settings()
@@ -174,10 +180,12 @@ def run(target: str, name: str | None, verbose: bool, parallel: int) -> None:
     if console.is_terminal:
         with Progress(*columns, console=console) as bars:
             summary = run_source(
-                settings, db, instance, source, RichProgress(bars), log_level, parallel
+                settings, db, instance, source, RichProgress(bars), log_level, parallel, ranges
             )
     else:
-        summary = run_source(settings, db, instance, source, LineProgress(), log_level, parallel)
+        summary = run_source(
+            settings, db, instance, source, LineProgress(), log_level, parallel, ranges
+        )
     _print_summary(summary)
     if not summary.success:
         sys.exit(1)

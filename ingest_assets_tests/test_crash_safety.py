@@ -129,9 +129,10 @@ def server() -> Iterator[FakeEmbeddingServer]:
 
 def test_sigkill_while_embedding_then_rerun_completes(tmp_path, server):
     stack = Stack(tmp_path, documents=250, server=server)
-    process = stack.start()
+    process = stack.start("--ranges", "4")  # a run per shard, in forked processes
     wait_for(lambda: stack.vectors() > 50, 120, "the first vectors")
     children = psutil.Process(process.pid).children(recursive=True)  # the shard-range runs
+    assert children
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
     # The runs die with `ingest run` instead of writing on behind the re-run's back.

@@ -12,7 +12,15 @@ import pytest
 
 from benchmarks.corpus import generate_corpus
 from ingest_assets.partitions import partition_key
-from ingest_assets.runner import BATCH_TAG, register, run_source, shard_ranges
+from ingest_assets.runner import (
+    BATCH_TAG,
+    PARALLEL_MIN_FILES,
+    _large_folder,
+    default_ranges,
+    register,
+    run_source,
+    shard_ranges,
+)
 from ingest_assets.sensors import SOURCE_TAG
 from ingest_assets.sources.registry import SourceRecord
 from ingest_assets.store.vectors import vector_table_name
@@ -55,6 +63,25 @@ class Recorder:
 )
 def test_shard_ranges_are_contiguous_disjoint_and_cover_every_shard(shards, parts, ramp, expected):
     assert shard_ranges(shards, parts, ramp) == expected
+
+
+def test_only_a_first_ingestion_of_a_large_folder_is_split(tmp_path: Path):
+    assert default_ranges(64, 3, indexed=False, large=True) == 12
+    assert default_ranges(4, 3, indexed=False, large=True) == 4
+    assert default_ranges(64, 3, indexed=True, large=True) == 1
+    assert default_ranges(64, 3, indexed=False, large=False) == 1
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    for i in range(PARALLEL_MIN_FILES - 1):
+        (folder / "sub" / f"{i}.md").touch()
+    (folder / "ignored.docx").touch()
+    (folder / ".hidden").mkdir()
+    (folder / ".hidden" / "x.md").touch()
+    record = SourceRecord("docs", "folder", str(folder))
+    assert not _large_folder(record)
+    (folder / "one-more.txt").touch()
+    assert _large_folder(record)
+    assert not _large_folder(SourceRecord("docs", "urls", str(folder)))
 
 
 def index_counts(db) -> dict[str, int]:
