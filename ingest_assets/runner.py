@@ -130,6 +130,8 @@ def run_source(
     started = time.perf_counter()
     progress = progress or NoProgress()
     batch = uuid.uuid4().hex[:12]
+    if "fork" not in multiprocessing.get_all_start_methods():
+        parallel = 1  # Windows: one run (the children are forked from this process)
     if ranges is None and parallel > 1:
         with db.connect() as conn:
             indexed = _has_documents(conn, source)
