@@ -99,7 +99,9 @@ def build_sensors(
                 delete_source(conn, name)
             conn.commit()
         requests = [range_request(name, 0, shards - 1, None, "new") for name in added]
-        partition_requests = []
+        partition_requests: list[
+            dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest
+        ] = []
         if added:
             partition_requests.append(sources_partitions.build_add_request(added))
         if removed:
@@ -219,9 +221,8 @@ def _changes(
     trigger: str,
 ) -> tuple[list[dg.RunRequest], dict[str, Any]]:
     entry = dict(entry)
-    token_of = getattr(source, "change_token", None)
-    if token_of is not None:
-        token = token_of()
+    token = source.change_token()
+    if token is not None:
         if entry.get("token") == token:
             return [], entry  # no row added, deleted or touched since the last look
         entry["token"] = token
@@ -229,9 +230,8 @@ def _changes(
     stored_fingerprints = {doc_id: fingerprint for doc_id, _, fingerprint in stored_rows}
     refs = list(source.list_documents())
     if any(ref.fingerprint is None for ref in refs):
-        recheck_s = float(getattr(getattr(source, "options", None), "recheck_s", 0.0))
         now = time.time()
-        if now - float(entry.get("checked", 0.0)) >= recheck_s:
+        if now - float(entry.get("checked", 0.0)) >= source.recheck_s:
             refs = list(source.revalidate(refs, stored_fingerprints))
             entry["checked"] = now
         else:  # between rechecks only added and removed pages count

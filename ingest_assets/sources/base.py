@@ -71,6 +71,16 @@ class Source(Protocol):
         """Refs with their current fingerprints, for change detection without a full run."""
         ...
 
+    def change_token(self) -> str | None:
+        """A cheap value that moves whenever any document changes; None: the source has none
+        and the change sensor lists it."""
+        ...
+
+    @property
+    def recheck_s(self) -> float:
+        """How often the change sensor may `revalidate` documents the listing cannot judge."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -97,6 +107,13 @@ class ReadingSource:
         self, refs: list[DocumentRef], stored: Mapping[str, str | None]
     ) -> Iterator[DocumentRef]:
         return iter(refs)
+
+    def change_token(self) -> str | None:
+        return None
+
+    @property
+    def recheck_s(self) -> float:
+        return 0.0
 
     def close(self) -> None:
         pass

@@ -241,6 +241,13 @@ class WebSource:
     def page_urls(self) -> Iterator[str]:
         raise NotImplementedError
 
+    def change_token(self) -> str | None:
+        return None  # pages change without the listing changing: see revalidate
+
+    @property
+    def recheck_s(self) -> float:
+        return self.options.recheck_s
+
     def list_documents(self) -> Iterator[DocumentRef]:
         self.skipped = []
         seen: set[str] = set()
