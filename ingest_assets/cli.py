@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -579,23 +580,42 @@ def dev(port: int) -> None:
     target = ["-w", str(workspace)] if workspace.exists() else ["-m", "ingest_assets.definitions"]
     command = [sys.executable, "-m", "dagster", "dev", *target, "-h", "127.0.0.1", "-p", str(port)]
     console.print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}; UI on http://127.0.0.1:{port}")
-    dagster = subprocess.Popen(command)
+    # Started as a background job, this process and its children inherit an ignored SIGINT;
+    # Ctrl-C (SIGINT to the process group) is how `ingest dev` stops, so take it back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    dagster = subprocess.Popen(command, preexec_fn=_default_sigint)
     try:
         code = dagster.wait()
     except (KeyboardInterrupt, SystemExit) as stop:
-        # Let dagster dev stop its webserver, daemon and code server itself.
-        dagster.send_signal(signal.SIGINT)
-        try:
-            dagster.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            dagster.terminate()
-            dagster.wait(timeout=10)
+        _stop(dagster)
         if isinstance(stop, SystemExit):
             raise
         console.print("ingest dev: stopped")  # Ctrl-C is the normal way out: exit 0
         return
     if code != 0:
         sys.exit(code)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Let dagster dev stop its webserver, daemon and code server itself; escalate if not."""
+    steps: tuple[tuple[Callable[[], None], float], ...] = (
+        (lambda: process.send_signal(signal.SIGINT), 30.0),
+        (process.terminate, 10.0),
+        (process.kill, 5.0),
+    )
+    for send, grace in steps:
+        if process.poll() is not None:
+            return
+        send()
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            console.print(f"ingest dev: dagster dev still running after {grace:.0f}s; escalating")
 
 
 if __name__ == "__main__":
