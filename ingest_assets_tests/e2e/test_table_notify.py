@@ -5,16 +5,12 @@ seconds, through the notify sensor's held LISTEN connection in the code location
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from ingest_assets.lib.hashing import shard_of
-from ingest_assets.resources.postgres import ensure_database
 from ingest_assets_tests.e2e.conftest import (
     RANGE_START,
     Stack,
@@ -24,6 +20,7 @@ from ingest_assets_tests.e2e.conftest import (
     stack_env,
     tag,
 )
+from ingest_assets_tests.notes_database import notes_database
 
 pytestmark = pytest.mark.slow
 
@@ -39,19 +36,8 @@ NOTES = [
 
 @pytest.fixture(scope="module")
 def notes_dsn(pg_url: str) -> Iterator[str]:
-    name = f"notes_{uuid.uuid4().hex[:10]}"
-    ensure_database(pg_url, name)
-    dsn = make_conninfo(pg_url, dbname=name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE notes (id serial PRIMARY KEY, title text, body text NOT NULL,"
-            " updated_at timestamptz NOT NULL DEFAULT clock_timestamp())"
-        )
-        for title, body in NOTES:
-            conn.execute("INSERT INTO notes (title, body) VALUES (%s, %s)", (title, body))
-    yield dsn
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with notes_database(pg_url, NOTES) as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="module")

@@ -4,19 +4,16 @@ ingest, then a changed, a deleted and an added row, by `ingest run`, by the chan
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
 import pytest
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from ingest_assets.lib.hashing import shard_of
-from ingest_assets.resources.postgres import ensure_database
 from ingest_assets.sources import notifications
 from ingest_assets.sources.registry import SourceRecord, open_source
 from ingest_assets.sources.table import TableSource
+from ingest_assets_tests.notes_database import notes_database
 from ingest_assets_tests.sensing import evaluate, requested_shards
 
 NOTES = [
@@ -29,22 +26,10 @@ NOTES = [
 @pytest.fixture
 def notes_dsn(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh database with a `notes` table; its DSN in NOTES_DSN, as an operator sets it."""
-    name = f"notes_{uuid.uuid4().hex[:10]}"
-    ensure_database(pg_url, name)
-    dsn = make_conninfo(pg_url, dbname=name)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            "CREATE TABLE notes (id serial PRIMARY KEY, title text, body text NOT NULL,"
-            " archived boolean NOT NULL DEFAULT false,"
-            " updated_at timestamptz NOT NULL DEFAULT clock_timestamp())"
-        )
-        for title, body in NOTES:
-            conn.execute("INSERT INTO notes (title, body) VALUES (%s, %s)", (title, body))
-    monkeypatch.setenv("NOTES_DSN", dsn)
-    yield dsn
-    notifications.stop_all()
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with notes_database(pg_url, NOTES) as dsn:
+        monkeypatch.setenv("NOTES_DSN", dsn)
+        yield dsn
+        notifications.stop_all()
 
 
 def notes_source(**options: object) -> SourceRecord:
