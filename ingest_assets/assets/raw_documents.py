@@ -31,7 +31,7 @@ from ingest_assets.store.locks import shard_locks
 from ingest_assets.store.sources import get_source
 
 # Bump when extraction output changes for the same bytes; marks raw_documents stale.
-EXTRACTOR_VERSION = "2"
+EXTRACTOR_VERSION = "3"
 MAX_READ_ATTEMPTS = 3
 _WRITE_BATCH = 100
 

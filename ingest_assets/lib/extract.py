@@ -1,20 +1,20 @@
 """Turn raw file bytes (markdown, plain text, HTML, PDF) into markdown-flavoured text.
 
-Pure functions: no I/O beyond the bytes handed in, no dagster.
+Pure functions of the bytes handed in (PDFs are read in a helper process, lib/pdf.py); no dagster.
 """
 
 from __future__ import annotations
 
 import codecs
-import io
 import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from pypdf import PdfReader
 from selectolax.lexbor import LexborHTMLParser, LexborNode
+
+from ingest_assets.lib.pdf import PdfError, PdfTextReader
 
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(
     {".md", ".markdown", ".txt", ".html", ".htm", ".pdf"}
@@ -328,34 +328,18 @@ class _HtmlWriter:
 
 def _extract_pdf(data: bytes) -> tuple[str | None, str]:
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not _decrypt_empty(reader):
-            raise ExtractionError("encrypted PDF")
-        pages = []
-        size = 0
-        for page in reader.pages:
-            pages.append(page.extract_text() or "")
-            size += len(pages[-1])
-            if size > MAX_TEXT_CHARS:
-                _check_size("".join(pages))  # stop early: no point reading more pages
-        metadata = reader.metadata
-        title = metadata.title if metadata is not None else None
-    except ExtractionError:
-        raise
-    except Exception as err:  # pypdf raises far more than PyPdfError on malformed input
-        raise ExtractionError(f"corrupt PDF: {_short(err)}") from err
-
+        read = _PDF.read(data, max_chars=MAX_TEXT_CHARS)
+    except PdfError as err:
+        raise ExtractionError(str(err)) from err
+    pages = read.pages
+    _check_size("".join(pages))
     if pages and not any(page.strip() for page in pages):
         raise ExtractionError("PDF has no extractable text (scanned or image-only?)")
-    text = "\n\n".join(page.strip("\n") for page in pages if page.strip())
-    return (title if isinstance(title, str) else None), text
+    text = "\n\n".join(page.strip("\r\n") for page in pages if page.strip())
+    return read.title, text
 
 
-def _decrypt_empty(reader: PdfReader) -> bool:
-    try:
-        return bool(reader.decrypt(""))
-    except Exception:  # wrong password, or an algorithm pypdf cannot handle without extras
-        return False
+_PDF = PdfTextReader()
 
 
 def _short(err: BaseException) -> str:

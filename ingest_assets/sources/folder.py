@@ -99,9 +99,12 @@ class FolderSource(ReadingSource):
             _check_regular_file(ref, os.stat(path))
             # O_NONBLOCK: a FIFO swapped in after the check must not block the open.
             fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
-            with os.fdopen(fd, "rb") as handle:
-                _check_regular_file(ref, os.fstat(handle.fileno()))
-                data = handle.read(MAX_FILE_BYTES + 1)
+            try:
+                info = os.fstat(fd)
+                _check_regular_file(ref, info)
+                data = _read_at_most(fd, MAX_FILE_BYTES + 1, info.st_size)
+            finally:
+                os.close(fd)
         except SourceReadError:
             raise
         except OSError as err:
@@ -135,6 +138,19 @@ def _doc_id(relative: str) -> str:
     budget = max(0, MAX_DOC_ID_BYTES - len(name.encode()) - len(digest) - 8)
     head = encoded[:budget].decode("utf-8", "ignore")
     return f"{head}…{digest}/{name}"
+
+
+def _read_at_most(fd: int, limit: int, expected: int) -> bytes:
+    """Up to `limit` bytes, in one read for a file still of its `expected` size (a buffered
+    read(limit) would allocate the whole 64 MiB limit for every file)."""
+    parts = []
+    total = 0
+    want = min(expected + 1, limit)
+    while total < limit and (piece := os.read(fd, min(want, limit - total))):
+        parts.append(piece)
+        total += len(piece)
+        want = 1 << 20  # it grew while being read
+    return b"".join(parts)
 
 
 def _check_regular_file(ref: DocumentRef, info: os.stat_result) -> None:

@@ -34,6 +34,7 @@ from ingest_assets.sources.folder import (
 from ingest_assets.store.search import search
 from ingest_assets.store.vectors import vector_table_name
 from ingest_assets_tests.lib.test_extract import make_pdf
+from ingest_assets_tests.lib.test_pdf import make_bomb_pdf
 
 SECRET = "wolverinesecret"  # the content of files outside the folder: never in the database
 
@@ -167,6 +168,7 @@ MALFORMED = (
 ENCRYPTED = encrypted_pdf("Hidden.", "user-pw")
 OWNER_ONLY = encrypted_pdf("Tapirs snorkel.", "", "owner-pw")
 IMAGE_ONLY = make_pdf([b"q 100 0 0 100 72 600 cm /Im1 Do Q"], image=True)
+BOMB = make_bomb_pdf(1200)  # past the PDF reader's 1 GiB limit
 PAGES = make_text_pdf([f"Page {i} of the ledger." for i in range(999)] + ["Xylophones resonate."])
 ROW = "| amber | basil | cedar | dune | ember | fjord | glade | heath |\n"
 TABLE = "# Inventory\n\nMarmots hibernate.\n\n" + ROW + "|---" * 8 + "|\n" + ROW * 1500
@@ -199,6 +201,7 @@ CASES = [
     Case("PDF with an empty user password", "open.pdf", OWNER_ONLY, S, "tapirs snorkel"),
     Case("image-only PDF", "scan.pdf", IMAGE_ONLY, Q, "PDF has no extractable text"),
     Case("PDF with 1,000 pages", "pages.pdf", PAGES, S, "xylophones resonate"),
+    Case("PDF inflating to 1.2 GB (5 MB file)", "bomb.pdf", BOMB, Q, "PDF reader crashed"),
     Case("directory symlink to its parent", "sub/up", link_to(".."), U),
     Case("file symlinks in a loop", "loop-a.md", link_loop, U),
     Case("dangling symlink", "dangling.md", link_to("nowhere.md"), U),

@@ -164,6 +164,8 @@ class HttpEmbedder:
             return f"connection: {type(err).__name__}", None
         if response.status_code in _RETRYABLE_STATUS:
             return f"{response.status_code}", _retry_after(response)
+        if response.status_code < 400:
+            return self._vectors(response, len(texts))
         message = self._error_message(response)
         if response.status_code == 413:
             raise BatchTooLarge(message)
@@ -172,12 +174,15 @@ class HttpEmbedder:
             return "encoding_format", 0.0
         if response.status_code in (400, 422):
             raise InputRejected(message)
-        if response.status_code >= 400:
-            raise EmbeddingError(f"{self._api.name} server answered {message}")
+        raise EmbeddingError(f"{self._api.name} server answered {message}")
+
+    def _vectors(
+        self, response: httpx.Response, count: int
+    ) -> tuple[np.ndarray | str, float | None]:
         try:
             vectors = np.asarray(self._api.vectors(response.json()), dtype=np.float32)
             dimension = self.dimension or (vectors.shape[1] if vectors.ndim == 2 else 0)
-            return check_vectors(vectors, len(texts), dimension), None
+            return check_vectors(vectors, count, dimension), None
         except (ValueError, KeyError, TypeError, IndexError, EmbeddingError) as err:
             # A garbled answer (wrong count or dimension, NaN) is retried like a 5xx.
             return f"invalid_response: {err}", None
