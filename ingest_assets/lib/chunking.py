@@ -28,7 +28,7 @@ _WORD_CACHE_LIMIT = 200_000
 _CONTEXT_SEPARATOR = " › "
 _MAX_CONTEXT_CHARS = 200
 # Bump when the chunk output changes for the same input and settings.
-_ALGORITHM_VERSION = "2"
+_ALGORITHM_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,8 @@ class Chunker:
     Splitting by token count directly is exact but slow (the splitter tokenises candidate
     spans again and again: ~400 chunks/s). So the text is first split by characters, with a
     capacity of 3.2-4.4 characters per token (English WordPiece runs 4-5), then every chunk is
-    tokenised once; the rare chunk over the limit is split again by tokens. Same guarantee,
-    about ten times faster."""
+    tokenised once; the rare chunk over the limit is split again (see _split_oversize). Same
+    guarantee, about twenty times faster."""
 
     CHARS_PER_TOKEN = (3.2, 4.4)
 
@@ -182,7 +182,8 @@ class Chunker:
     def _within_limit(
         self, pieces: list[tuple[int, str]]
     ) -> tuple[list[tuple[int, str]], list[int]]:
-        """Count each piece's tokens once; split by tokens the pieces over the limit."""
+        """Count each piece's tokens once; split again the pieces over the limit (by
+        characters, then by tokens what is still over)."""
         counts = self.count_tokens([body for _, body in pieces])
         if max(counts) <= self.max_tokens:
             return pieces, counts
@@ -193,7 +194,25 @@ class Chunker:
                 kept.append((at, body))
                 kept_counts.append(count)
                 continue
-            parts = [(at + sub, part) for sub, part in self._exact.chunk_indices(body)]
-            kept += parts
-            kept_counts += self.count_tokens([part for _, part in parts])
+            for part, part_count in self._split_oversize(at, body, count):
+                if part_count <= self.max_tokens:
+                    kept.append(part)
+                    kept_counts.append(part_count)
+                    continue
+                exact = [(part[0] + sub, text) for sub, text in self._exact.chunk_indices(part[1])]
+                kept += exact
+                kept_counts += self.count_tokens([text for _, text in exact])
         return kept, kept_counts
+
+    def _split_oversize(self, at: int, body: str, count: int) -> list[tuple[tuple[int, str], int]]:
+        """Split a piece over the limit again by characters, at this piece's own characters
+        per token (numbers and rare words run denser than the default), and count the parts.
+        Splitting by tokens directly re-tokenises spans over and over: it took a quarter of
+        chunking's time for the 3 % of pieces that need it."""
+        ratio = len(body) / count
+        capacity = (
+            max(1, int(self.max_tokens * 0.75 * ratio)),
+            max(1, int(self.max_tokens * 0.95 * ratio)),
+        )
+        parts = [(at + sub, part) for sub, part in TextSplitter(capacity).chunk_indices(body)]
+        return list(zip(parts, self.count_tokens([part for _, part in parts]), strict=True))

@@ -27,6 +27,26 @@ def test_chunks_stay_within_the_token_limit(chunker):
     assert [c.ordinal for c in chunks] == list(range(len(chunks)))
 
 
+@pytest.mark.parametrize(
+    "dense",
+    [
+        # Digits and symbols run at 1-2 characters per token: every piece cut by characters
+        # is over the limit and must be split again, by characters then by tokens.
+        " ".join(f"{i * 7919 % 100003}.{i % 97}%" for i in range(400)),
+        "".join(chr(0x4E00 + (i * 37) % 2000) for i in range(3000)),  # CJK, no spaces
+        "x" * 5000,  # one word: only the token splitter can cut it
+    ],
+)
+def test_dense_text_is_split_again_within_the_limit(chunker, dense):
+    text = "A few ordinary words first.\n\n" + dense + "\n\nAnd a closing sentence."
+    chunks = chunker.chunk(text, "text")
+    bodies = chunker.count_tokens([c.text for c in chunks])
+    assert max(bodies) <= 48
+    assert min(bodies) > 0
+    # Nothing lost: the chunks cover every non-space character in order.
+    assert "".join("".join(c.text.split()) for c in chunks) == "".join(text.split())
+
+
 def test_chunks_carry_their_heading_path(chunker):
     chunks = chunker.chunk(DOC, "markdown", "Guide")
 
