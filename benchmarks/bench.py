@@ -3,6 +3,8 @@
     python -m benchmarks.bench                 # quick sizes (minutes)
     python -m benchmarks.bench --work /tmp/ingest-bench --documents 10000 \
         --rerun-documents 100000 --memory-sizes 10000,100000
+    python -m benchmarks.bench --work /tmp/ingest-bench --large-documents 500000 \
+        --skip b,c,d,e                         # (h): ~10 min to generate, ~40 to ingest
 
 Prints a table and writes JSON to benchmarks/results/. Every server binds 127.0.0.1 and is
 stopped at the end; every run is bounded by a timeout.
@@ -27,6 +29,8 @@ import httpx
 import psutil
 
 from benchmarks.corpus import generate_corpus
+from benchmarks.profile import breakdown
+from benchmarks.profile import command as sampled
 from ingest_assets.resources.postgres import embedded_server_url
 from ingest_assets.testing.environment import isolated_environment
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer, FakeServerConfig
@@ -39,7 +43,7 @@ RESULTS = ROOT / "results"
 GPU_MODEL = FakeServerConfig(
     base_latency_ms=4.0, per_item_ms=0.484375, capacity=1, fast_vectors=True
 )
-RUN_TIMEOUT_S = 3600
+RUN_TIMEOUT_S = 7200  # (h) at 500,000 documents takes ~40 min
 PARALLEL: list[str] = []  # `ingest run` options, set by --parallel
 
 
@@ -180,10 +184,10 @@ def ingest_run(folder: Path, env: dict[str, str], profile: Path | None = None) -
     would hold it, and Dagster's storage is created in it: creating a database cluster and
     Dagster's schema (once per installation) is not ingestion time."""
     prepare_home(env)
-    command = [sys.executable]
+    command = [sys.executable, "-m", "ingest_assets.cli", "run", str(folder), "--name", "bench"]
+    command += PARALLEL
     if profile:
-        command += ["-m", "cProfile", "-o", str(profile)]
-    command += ["-m", "ingest_assets.cli", "run", str(folder), "--name", "bench", *PARALLEL]
+        command = sampled(profile, command) or command
     started = time.perf_counter()
     child = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -191,7 +195,14 @@ def ingest_run(folder: Path, env: dict[str, str], profile: Path | None = None) -
     peak = 0
     process = psutil.Process(child.pid)
     stderr_chunks: list[str] = []
-    reader = threading.Thread(target=lambda: stderr_chunks.append(child.stderr.read()), daemon=True)
+
+    def relay() -> None:  # the run's progress lines, shown as they come
+        for line in child.stderr:
+            stderr_chunks.append(line)
+            if line.strip():
+                print(f"    | {line.rstrip()}", file=sys.stderr, flush=True)
+
+    reader = threading.Thread(target=relay, daemon=True)
     reader.start()
     while child.poll() is None:
         if time.perf_counter() - started > RUN_TIMEOUT_S:
@@ -225,9 +236,24 @@ def end_to_end(results: Results, documents: int, server: FakeEmbeddingServer, be
     results.add(f"f_peak_rss_mib_{documents}_docs", round(figures.peak_rss_mib), "target <= 1024")
 
 
+def large_run(results: Results, documents: int, server: FakeEmbeddingServer, best: tuple) -> None:
+    """(h) one `ingest run` of a large corpus against the server of (a): it completes, and
+    how long it takes."""
+    _, batch, concurrency = best
+    home = WORK / f"home-h-{time.time_ns()}"
+    figures = ingest_run(corpus(documents), ingest_env(home, server.url, batch, concurrency))
+    rate = figures.embedded / figures.seconds
+    results.add(
+        f"h_total_s_{documents}_docs",
+        round(figures.seconds),
+        f"{figures.embedded} chunks, {rate:.0f}/s = {rate / best[0]:.2f} of (a); "
+        f"peak {figures.peak_rss_mib:.0f} MiB",
+    )
+
+
 def pipeline_ceiling(results: Results, documents: int) -> None:
-    """(c) a zero-latency server: what the pipeline itself can do; then one run in a single
-    process under cProfile, for where the time goes."""
+    """(c) a zero-latency server: what the pipeline itself can do; then the same run sampled
+    by py-spy, for where the CPU goes."""
     with FakeEmbeddingServer(FakeServerConfig(fast_vectors=True)) as fast:
         home = WORK / f"home-c-{time.time_ns()}"
         figures = ingest_run(corpus(documents), ingest_env(home, fast.url, 256, 4))
@@ -237,79 +263,22 @@ def pipeline_ceiling(results: Results, documents: int) -> None:
             round(rate),
             f"{figures.embedded} chunks in {figures.seconds:.1f}s; target >= 5000",
         )
+        raw = WORK / "profile-c.txt"
+        if sampled(raw, []) is None:
+            results.add("c_profile", "skipped", "needs py-spy (the dev extra)")
+            return
         home = WORK / f"home-c-{time.time_ns()}"
-        profile = WORK / "profile-c.out"
-        single = ["--parallel", "1"]
-        previous = PARALLEL[:]
-        PARALLEL[:] = single
-        try:
-            profiled = ingest_run(corpus(documents), ingest_env(home, fast.url, 256, 4), profile)
-        finally:
-            PARALLEL[:] = previous
+        profiled = ingest_run(corpus(documents), ingest_env(home, fast.url, 256, 4), raw)
     results.add(
-        "c_one_process_profiled_chunks_per_s",
+        "c_sampled_chunks_per_s",
         round(profiled.embedded / profiled.seconds),
-        f"--parallel 1 under cProfile, {profiled.seconds:.1f}s",
+        f"the same run under py-spy, {profiled.seconds:.1f}s wall",
     )
-    breakdown = profile_breakdown(profile, profiled.seconds)
-    results.figures["c_profile_breakdown_s"] = breakdown
-    for where, seconds in breakdown.items():
-        print(f"    {seconds:7.2f}s  {where}")
-    results.figures["c_profile_top"] = profile_summary(profile)
-
-
-# Where the pipeline's time goes: (label, function names whose cumulative time counts).
-# The first match of a function wins, so nested ones are listed before their callers.
-_BREAKDOWN = {
-    "scan: list files (sources/folder.py)": ("list_documents",),
-    "extract (lib/extract.py)": ("extract",),
-    "documents: database writes": ("save_contents", "touch_fingerprints", "known_documents"),
-    "chunk (lib/chunking.py)": ("chunk",),
-    "chunks: database reads and writes": (
-        "replace_chunks",
-        "documents_to_chunk",
-        "count_documents_to_chunk",
-    ),
-    "embed: HTTP request and response (httpx)": ("post",),
-    "embed: JSON + base64 decode, checks": ("json", "vectors", "check_vectors"),
-    "embed: pending-text queries": ("pending_texts", "count_pending_texts", "coverage_by_shard"),
-    "asset checks": ("every_chunk_has_a_vector", "no_chunks_of_deleted_documents"),
-}
-
-
-def profile_breakdown(path: Path, total: float) -> dict[str, float]:
-    """Cumulative seconds per pipeline part, and what is left of the run's `total` wall
-    seconds (Dagster, imports, process start, waiting). Functions are matched by name within
-    the project's modules and httpx. The vector writes run in a worker thread (off the event
-    loop), which cProfile does not see: they show in "everything else"."""
-    import pstats
-
-    stats = pstats.Stats(str(path))
-    raw = stats.stats  # type: ignore[attr-defined]
-    out: dict[str, float] = {}
-    for label, names in _BREAKDOWN.items():
-        seconds = 0.0
-        for (filename, _, name), (_, _, _, cum, _) in raw.items():
-            ours = "ingest_assets" in filename or ("httpx" in filename and name == "post")
-            if ours and name in names:
-                seconds += cum
-        out[label] = round(seconds, 2)
-    out["everything else (Dagster, imports, process start, waits)"] = round(
-        total - sum(out.values()), 2
-    )
-    out["total (wall)"] = round(total, 2)
-    return out
-
-
-def profile_summary(path: Path) -> list[str]:
-    import pstats
-
-    stats = pstats.Stats(str(path))
-    rows = []
-    for (filename, line, name), (_, _, tottime, cumtime, _) in stats.stats.items():  # type: ignore[attr-defined]
-        rows.append((cumtime, tottime, f"{Path(filename).name}:{line}:{name}"))
-    rows.sort(reverse=True)
-    return [f"{cum:7.2f}s cum {tot:6.2f}s self {where}" for cum, tot, where in rows[:40]]
+    parts = breakdown(raw)
+    results.figures["c_profile_cpu_s"] = parts
+    for where, seconds in parts.items():
+        share = 100 * seconds / parts["total CPU"] if parts["total CPU"] else 0.0
+        print(f"    {seconds:7.2f}s {share:5.1f}%  {where}")
 
 
 def local_provider(results: Results, count: int) -> None:
@@ -402,6 +371,9 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=2000, help="corpus for (b) and (c)")
     parser.add_argument("--rerun-documents", type=int, default=10000, help="corpus for (e)")
     parser.add_argument("--memory-sizes", default="", help="comma-separated sizes for (f)")
+    parser.add_argument(
+        "--large-documents", type=int, default=0, help="corpus for (h), e.g. 500000 (0: skip)"
+    )
     parser.add_argument("--local-texts", type=int, default=256, help="texts for (d)")
     parser.add_argument("--skip", default="", help="comma-separated letters to skip")
     parser.add_argument("--work", type=Path, default=WORK, help="corpora and homes (/tmp/...)")
@@ -433,6 +405,8 @@ def main() -> None:
         if args.memory_sizes and "f" not in skip:
             sizes = [int(s) for s in args.memory_sizes.split(",")]
             memory(results, sizes, server.url, args.rerun_documents)
+        if args.large_documents and "h" not in skip:
+            large_run(results, args.large_documents, server, best)
     if "c" not in skip:
         pipeline_ceiling(results, args.documents)
     if "d" not in skip:
