@@ -74,11 +74,12 @@ async def embed_source(
         while (item := await finished.get()) is not None:
             batch, vectors = item
             hashes = [p.text_hash for p in batch]
-            outcome.written += await asyncio.to_thread(
-                write_vectors, writer, table, hashes, vectors
-            )
+            added = await asyncio.to_thread(write_vectors, writer, table, hashes, vectors)
+            outcome.written += len(added)
             for pending in batch:
-                outcome.per_shard[(pending.shard, "embedded")] += 1
+                # A text a concurrent run stored first counts as reused, not embedded here.
+                if pending.text_hash in added:
+                    outcome.per_shard[(pending.shard, "embedded")] += 1
                 outcome.per_shard[(pending.shard, "tokens")] += pending.token_count
 
     async def embed_batch(batch: list[PendingText]) -> None:

@@ -96,9 +96,9 @@ def pending_texts(
 
 def write_vectors(
     conn: psycopg.Connection, table: str, hashes: Sequence[bytes], vectors: np.ndarray
-) -> int:
+) -> set[bytes]:
     """Store vectors; a text embedded meanwhile by a concurrent run is kept, not duplicated.
-    Returns the number of new rows."""
+    Returns the hashes of the rows this call added."""
     dimension = vectors.shape[1]
     with conn.transaction():
         conn.execute(
@@ -114,10 +114,10 @@ def write_vectors(
         inserted = conn.execute(
             sql.SQL(
                 "INSERT INTO {} (text_hash, embedding) SELECT text_hash, embedding "
-                "FROM vector_staging ON CONFLICT (text_hash) DO NOTHING"
+                "FROM vector_staging ON CONFLICT (text_hash) DO NOTHING RETURNING text_hash"
             ).format(sql.Identifier(table))
         )
-        return inserted.rowcount
+        return {bytes(row[0]) for row in inserted}
 
 
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00" * 8  # signature, flags, no extension
