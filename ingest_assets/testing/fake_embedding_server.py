@@ -524,6 +524,12 @@ class FakeEmbeddingServer:
         self._proc: subprocess.Popen[str] | None = None
 
     @property
+    def pid(self) -> int:
+        if self._proc is None:
+            raise RuntimeError("the fake embedding server has not been started")
+        return self._proc.pid
+
+    @property
     def url(self) -> str:
         if not self.port:
             raise RuntimeError("the fake embedding server has not been started")
