@@ -26,7 +26,6 @@ _BINARY_SNIFF_BYTES = 8192
 # Bytes that never appear in real text (everything below 0x20 except \t \n \f \r, plus DEL).
 _CONTROL_BYTES = frozenset(set(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D}) | {0x7F}
 _CONTROL_BYTES_TABLE = bytes(sorted(_CONTROL_BYTES))  # for bytes.translate(None, ...)
-_MAX_ERROR_CHARS = 200
 # Text beyond what one document can sensibly index (a log or data dump named .txt, say):
 # such a document is quarantined rather than chunked and embedded for minutes.
 MAX_TEXT_CHARS = 16_000_000
@@ -340,8 +339,3 @@ def _extract_pdf(data: bytes) -> tuple[str | None, str]:
 
 
 _PDF = PdfTextReader()
-
-
-def _short(err: BaseException) -> str:
-    message = " ".join(str(err).split()) or type(err).__name__
-    return message if len(message) <= _MAX_ERROR_CHARS else message[: _MAX_ERROR_CHARS - 1] + "…"
