@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import json
 import os
 import resource
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -50,9 +52,9 @@ class PdfTextReader:
         self.memory_limit = memory_limit
         self.time_limit_s = time_limit_s
         self._child: subprocess.Popen[bytes] | None = None
-        self._owner = 0
         self._lock = threading.Lock()
         atexit.register(self.close)
+        os.register_at_fork(after_in_child=functools.partial(_after_fork, weakref.ref(self)))
 
     def read(self, data: bytes, max_chars: int) -> PdfText:
         """Text per page, stopping once more than ``max_chars`` were read."""
@@ -75,13 +77,18 @@ class PdfTextReader:
         return PdfText(title=reply["title"], pages=reply["pages"])
 
     def close(self) -> None:
-        if self._child is not None and self._owner == os.getpid():
+        if self._child is not None:
             self._stop()
 
-    def _running(self) -> subprocess.Popen[bytes]:
-        if self._owner != os.getpid() and self._child is not None:
-            _close_pipes(self._child)  # a fork's copy of its parent's child: not ours to use
+    def _after_fork(self) -> None:
+        """In a forked process: the parent's child is not ours to use, and the lock may have
+        been held by a thread that does not exist here."""
+        self._lock = threading.Lock()
+        if self._child is not None:
+            _close_pipes(self._child)
             self._child = None
+
+    def _running(self) -> subprocess.Popen[bytes]:
         if self._child is not None and self._child.poll() is not None:
             self._stop()  # died between documents
         if self._child is None:
@@ -91,7 +98,6 @@ class PdfTextReader:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
             )
-            self._owner = os.getpid()
         return self._child
 
     def _death(self) -> str:
@@ -117,6 +123,12 @@ class PdfTextReader:
         child.kill()
         child.wait()
         _close_pipes(child)
+
+
+def _after_fork(reader: weakref.ref[PdfTextReader]) -> None:
+    alive = reader()
+    if alive is not None:
+        alive._after_fork()
 
 
 def _close_pipes(child: subprocess.Popen[bytes]) -> None:
