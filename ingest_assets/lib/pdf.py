@@ -30,7 +30,8 @@ from typing import IO, Any
 
 MEMORY_LIMIT_BYTES = 1 << 30
 TIME_LIMIT_S = 120.0
-_HEADER = struct.Struct(">I")
+_REQUEST = struct.Struct(">II")  # PDF size, max_chars; then the PDF
+_HEADER = struct.Struct(">I")  # reply size; then the JSON reply
 
 
 class PdfError(Exception):
@@ -62,7 +63,7 @@ class PdfTextReader:
             child = self._running()
             assert child.stdin is not None and child.stdout is not None
             try:
-                child.stdin.write(_HEADER.pack(len(data)) + _HEADER.pack(max_chars) + data)
+                child.stdin.write(_REQUEST.pack(len(data), max_chars) + data)
                 child.stdin.flush()
                 reply = json.loads(_read_frame(child.stdout, time.monotonic() + self.time_limit_s))
             except TimeoutError:
@@ -165,8 +166,8 @@ def _serve(memory_limit: int) -> None:
     import pypdfium2 as pdfium  # type: ignore[import-untyped]
 
     source, sink = sys.stdin.buffer, sys.stdout.buffer
-    while header := source.read(2 * _HEADER.size):
-        size, max_chars = struct.unpack(">II", header)
+    while header := source.read(_REQUEST.size):
+        size, max_chars = _REQUEST.unpack(header)
         data = source.read(size)
         reply = json.dumps(_extract(pdfium, data, max_chars)).encode()
         sink.write(_HEADER.pack(len(reply)) + reply)
