@@ -28,9 +28,8 @@ from pathlib import Path
 import httpx
 import psutil
 
+from benchmarks import profile as sampling
 from benchmarks.corpus import generate_corpus
-from benchmarks.profile import breakdown
-from benchmarks.profile import command as sampled
 from ingest_assets.resources.postgres import embedded_server_url
 from ingest_assets.testing.environment import isolated_environment
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer, FakeServerConfig
@@ -187,7 +186,7 @@ def ingest_run(folder: Path, env: dict[str, str], profile: Path | None = None) -
     command = [sys.executable, "-m", "ingest_assets.cli", "run", str(folder), "--name", "bench"]
     command += PARALLEL
     if profile:
-        command = sampled(profile, command) or command
+        command = sampling.command(profile, command)
     started = time.perf_counter()
     child = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -275,7 +274,7 @@ def pipeline_ceiling(results: Results, documents: int) -> None:
             "c_fake_server_cpu_s", round(server_cpu, 1), "the server's share of the 2 cores"
         )
         raw = WORK / "profile-c.txt"
-        if sampled(raw, []) is None:
+        if not sampling.available():
             results.add("c_profile", "skipped", "needs py-spy (the dev extra)")
             return
         home = WORK / f"home-c-{time.time_ns()}"
@@ -285,7 +284,7 @@ def pipeline_ceiling(results: Results, documents: int) -> None:
         round(profiled.embedded / profiled.seconds),
         f"the same run under py-spy, {profiled.seconds:.1f}s wall",
     )
-    parts = breakdown(raw)
+    parts = sampling.breakdown(raw)
     results.figures["c_profile_cpu_s"] = parts
     for where, seconds in parts.items():
         share = 100 * seconds / parts["total CPU"] if parts["total CPU"] else 0.0

@@ -41,13 +41,21 @@ _OWNERS = (
 OTHER = "interpreter, threads, event loop, other"
 
 
-def command(out: Path, argv: list[str]) -> list[str] | None:
-    """`argv` under py-spy, writing raw stacks to `out`; None when py-spy is not installed."""
-    spy = shutil.which("py-spy") or shutil.which("py-spy", path=os.path.dirname(sys.executable))
+def available() -> bool:
+    return _py_spy() is not None
+
+
+def command(out: Path, argv: list[str]) -> list[str]:
+    """`argv` under py-spy, writing raw stacks to `out`."""
+    spy = _py_spy()
     if spy is None:
-        return None
+        raise RuntimeError("py-spy is not installed (it comes with the dev extra)")
     return [spy, "record", "-r", str(RATE_HZ), "--subprocesses", "--nonblocking",
             "-f", "raw", "-o", str(out), "--", *argv]  # fmt: skip
+
+
+def _py_spy() -> str | None:
+    return shutil.which("py-spy") or shutil.which("py-spy", path=os.path.dirname(sys.executable))
 
 
 def breakdown(raw: Path) -> dict[str, float]:
