@@ -6,6 +6,7 @@ import warnings
 
 import dagster as dg
 
+from ingest_assets import fanout
 from ingest_assets.assets.checks import build_checks
 from ingest_assets.assets.chunks import build_chunks
 from ingest_assets.assets.embeddings import build_embeddings
@@ -54,8 +55,8 @@ def build_definitions(
 ) -> dg.Definitions:
     settings = settings or IngestSettings()
     partitions = build_partitions(settings.shards)
-    # A backfill of one source batches its contiguous shard keys into a few runs.
-    backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=16)
+    # A backfill (from the UI or `ingest backfill`) is cut into runs as the fan-out plan says.
+    backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=fanout.SHARDS_PER_RUN)
     chunker = Chunker(settings.chunk_tokens)
     retry_policy = dg.RetryPolicy(
         max_retries=settings.stage_retries,

@@ -26,8 +26,9 @@ from typing import Any
 import dagster as dg
 import psycopg
 
+from ingest_assets import fanout
 from ingest_assets.definitions import INGEST_JOB, build_definitions
-from ingest_assets.lib.extract import SUPPORTED_SUFFIXES
+from ingest_assets.fanout import ShardRange
 from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key
 from ingest_assets.progress import (
     ForwardingProgress,
@@ -38,6 +39,7 @@ from ingest_assets.progress import (
 from ingest_assets.resources.postgres import Database
 from ingest_assets.sensors import SOURCE_TAG
 from ingest_assets.settings import IngestSettings
+from ingest_assets.sources import open_source
 from ingest_assets.sources.registry import SourceRecord, upsert_registry
 from ingest_assets.store.documents import quarantined_documents
 from ingest_assets.store.sources import get_source, register_source
@@ -54,7 +56,6 @@ SUMMED_METADATA = (
     "texts_reused",
 )
 BATCH_TAG = "ingest/cli_batch"  # shared by the runs of one `ingest run`
-PARALLEL_MIN_FILES = 1000  # a smaller folder is ingested by one run (see default_ranges)
 _CPU_STAGES = ("documents", "chunking")  # a run in one of these keeps a core busy
 _PR_SET_PDEATHSIG = 1
 
@@ -96,24 +97,6 @@ def register(
         instance.add_dynamic_partitions(SOURCES_PARTITIONS_NAME, [record.name])
 
 
-def shard_ranges(shards: int, parts: int, ramp: int = 1) -> list[tuple[int, int]]:
-    """`parts` contiguous, disjoint (first, last) ranges covering 0..shards-1. With ramp > 1
-    the first and last ranges are smaller (sizes 1, 2, ... ramp, ..., ramp, ... 2, 1 in
-    proportion): embedding starts after a short first extraction, and the last range's
-    extraction, which nothing else overlaps, is short too."""
-    parts = max(1, min(parts, shards))
-    weights = [max(1, min(i + 1, parts - i, ramp)) for i in range(parts)]
-    total = sum(weights)
-    cumulative = [sum(weights[:i]) for i in range(parts + 1)]
-    bounds = [shards * c // total for c in cumulative]
-    # Every range keeps at least one shard (weights round down to nothing on few shards).
-    for i in range(1, parts + 1):
-        bounds[i] = max(bounds[i], bounds[i - 1] + 1)
-    for i in range(parts - 1, -1, -1):
-        bounds[i] = min(bounds[i], bounds[i + 1] - 1)
-    return [(bounds[i], bounds[i + 1] - 1) for i in range(parts)]
-
-
 def run_source(
     settings: IngestSettings,
     db: Database,
@@ -132,28 +115,18 @@ def run_source(
     batch = uuid.uuid4().hex[:12]
     if "fork" not in multiprocessing.get_all_start_methods():
         parallel = 1  # Windows: one run (the children are forked from this process)
-    if ranges is None and parallel > 1:
-        with db.connect() as conn:
-            indexed = _has_documents(conn, source)
-            large = not indexed and _large_folder(get_source(conn, source))
-        ranges = default_ranges(settings.shards, parallel, indexed, large)
-    parts = min(ranges or 1, settings.shards)
-    if parallel <= 1 or parts <= 1:
+    planned = (
+        [(0, settings.shards - 1)]
+        if parallel <= 1
+        else plan_ranges(db, source, settings.shards, parallel, ranges)
+    )
+    if len(planned) == 1:
         results = [
-            execute_range(
-                settings, instance, source, (0, settings.shards - 1), progress, log_level, batch
-            )
+            execute_range(settings, instance, source, planned[0], progress, log_level, batch)
         ]
     else:
         results = _RangeScheduler(
-            settings,
-            instance,
-            source,
-            shard_ranges(settings.shards, parts, ramp=4),
-            progress,
-            log_level,
-            batch,
-            parallel,
+            settings, instance, source, planned, progress, log_level, batch, parallel
         ).run()
     results.sort(key=lambda r: r.first)
     summary = RunSummary(
@@ -177,33 +150,27 @@ def run_source(
     return summary
 
 
-def default_ranges(shards: int, parallel: int, indexed: bool, large: bool) -> int:
-    """A first ingestion of a large folder is mostly extraction and embedding: four ranges per
-    process, so that the runs drift out of step (one embeds while another extracts). Each
-    range costs a run's fixed work (process, Dagster's events, one listing of the whole
-    source), so a small folder, another kind of source, and a source already indexed (usually
-    little to do) take one run (measured: a no-change re-run of 100,000 documents took 15 s as
-    one run, 19-22 s as two)."""
-    return min(shards, 4 * parallel if large and not indexed else 1)
+def plan_ranges(
+    db: Database, source: str, shards: int, parallel: int, ranges: int | None
+) -> list[ShardRange]:
+    """The fan-out plan's ranges for this run: a first ingestion of a large source is split;
+    a source already indexed (usually little to do) is one run. `ranges` forces a split."""
+    if ranges is not None:
+        return fanout.shard_ranges(shards, ranges, ramp=fanout.RAMP)
+    with db.connect() as conn:
+        if _has_documents(conn, source):
+            return [(0, shards - 1)]
+        record = get_source(conn, source)
+    if record is None:
+        return [(0, shards - 1)]
+    with contextlib.closing(open_source(record)) as opened:
+        documents = fanout.count_documents(opened)
+    return fanout.first_ingestion(shards, documents, parallel)
 
 
 def _has_documents(conn: psycopg.Connection, source: str) -> bool:
     row = conn.execute("SELECT EXISTS (SELECT 1 FROM documents WHERE source = %s)", (source,))
     return bool(row.fetchone()[0])  # type: ignore[index]
-
-
-def _large_folder(record: SourceRecord | None) -> bool:
-    """Whether a folder source holds at least PARALLEL_MIN_FILES files of the supported kinds
-    (names only, no stat; the count stops there)."""
-    if record is None or record.kind != "folder":
-        return False
-    count = 0
-    for _, dirnames, filenames in os.walk(record.location):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        count += sum(os.path.splitext(f)[1].lower() in SUPPORTED_SUFFIXES for f in filenames)
-        if count >= PARALLEL_MIN_FILES:
-            return True
-    return False
 
 
 def execute_range(

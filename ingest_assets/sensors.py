@@ -1,6 +1,7 @@
 """Sensors: keep the `source` partitions in step with the registry, and request runs for
 shards whose documents changed. Thin: the listing and the database go through resources."""
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -11,7 +12,8 @@ import dagster as dg
 import psycopg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from ingest_assets.lib.fingerprints import changed_shards, contiguous_ranges, shard_digests
+from ingest_assets import fanout
+from ingest_assets.lib.fingerprints import changed_shards, shard_digests
 from ingest_assets.lib.hashing import shard_of
 from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key, sources_partitions
 from ingest_assets.resources.postgres import PostgresResource
@@ -35,8 +37,10 @@ from ingest_assets.store.sources import (
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 SOURCE_TAG = "ingest/source"
-# The notify sensor only drains a held LISTEN connection: cheap enough to run often.
+# The notify sensor only drains held signals (LISTEN, a folder watcher): cheap enough to run
+# often. Dagster's sensor daemon ticks a sensor at most every 5 s whatever this says.
 NOTIFY_SENSOR_INTERVAL_S = 2
+SOURCES_SENSOR_INTERVAL_S = 5
 _UNFINISHED = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -76,7 +80,9 @@ def build_sensors(
     @dg.sensor(
         name="sources_sensor",
         job=job,
-        minimum_interval_seconds=settings.sensor_interval_s,
+        # Reads one YAML file and compares it with the database: cheap, so a new source is
+        # picked up within seconds whatever the change sensor's (listing) interval is.
+        minimum_interval_seconds=min(settings.sensor_interval_s, SOURCES_SENSOR_INTERVAL_S),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Keeps the source partitions in step with sources.yaml; ingests new sources.",
     )
@@ -98,7 +104,11 @@ def build_sensors(
             for name in registered.keys() - declared.keys():
                 delete_source(conn, name)
             conn.commit()
-        requests = [range_request(name, 0, shards - 1, None, "new") for name in added]
+        requests = [
+            range_request(name, first, last, None, "new")
+            for name in added
+            for first, last in first_ingestion_plan(declared[name], shards, context.log)
+        ]
         partition_requests: list[
             dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest
         ] = []
@@ -151,34 +161,61 @@ def build_sensors(
         minimum_interval_seconds=NOTIFY_SENSOR_INTERVAL_S,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            "Wakes at a NOTIFY on a table source's channel and requests runs for its changed "
-            "shards at once, instead of at the change sensor's next poll."
+            "Wakes at a source's own change signal (a NOTIFY on a table source's channel, a "
+            "file saved in a folder) and requests runs for its changed shards at once, instead "
+            "of at the change sensor's next poll."
         ),
     )
     def notify_sensor(
         context: dg.SensorEvaluationContext, postgres: PostgresResource
     ) -> dg.SensorResult:
+        # Sources woken while a run of theirs was unfinished: compared once it has ended.
+        waiting = set(json.loads(context.cursor or "[]"))
+        known = set(context.instance.get_dynamic_partitions(SOURCES_PARTITIONS_NAME))
         requests: list[dg.RunRequest] = []
         with postgres.database().connect() as conn:
             for record in list_sources(conn):
-                channel = record.options.get("notify_channel")
-                if record.kind != "postgres_table" or not channel:
-                    continue
                 try:
-                    woken = notifications.drain(record, str(channel))
+                    woken = _drain_signal(record)
                 except (SourceReadError, ValueError) as err:
-                    context.log.warning(f"{record.name}: cannot listen on {channel!r}: {err}")
+                    context.log.warning(f"{record.name}: no change signal: {err}")
                     continue
-                if not woken or has_unfinished_run(context.instance, record.name):
-                    # A change while a run is going: the change sensor's next poll sees it.
+                if record.name not in known or not (woken or record.name in waiting):
                     continue
-                context.log.info(f"{record.name}: {woken} notification(s) on {channel!r}")
+                if has_unfinished_run(context.instance, record.name):
+                    waiting.add(record.name)
+                    continue
+                waiting.discard(record.name)
                 found, _ = source_changes(conn, record, {}, shards, "notify", context.log)
                 requests += found
             conn.rollback()
-        return dg.SensorResult(run_requests=requests)
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(sorted(waiting)))
 
     return [sources_sensor, changes_sensor, notify_sensor]
+
+
+def first_ingestion_plan(
+    record: SourceRecord, shards: int, log: logging.Logger | dg.DagsterLogManager
+) -> list[fanout.ShardRange]:
+    """The fan-out plan's ranges for a new source, sized by a capped count of its listing.
+    A source that cannot be listed gets one run, whose failure then names the cause."""
+    try:
+        with contextlib.closing(open_source(record)) as source:
+            documents = fanout.count_documents(source)
+    except (SourceReadError, ValueError, OSError) as err:
+        log.warning(f"{record.name}: cannot count its documents ({err}); one run")
+        documents = 0
+    return fanout.first_ingestion(shards, documents)
+
+
+def _drain_signal(record: SourceRecord) -> int:
+    """Signals that arrived for the source since the last tick (0 for a source without one)."""
+    if record.kind == "folder":
+        return notifications.drain_folder(record)
+    channel = record.options.get("notify_channel")
+    if record.kind == "postgres_table" and channel:
+        return notifications.drain(record, str(channel))
+    return 0
 
 
 def _cursor_entry(value: Any) -> dict[str, Any]:
@@ -246,7 +283,7 @@ def _changes(
     entry["listing"] = listing
     stored = shard_digests(stored_rows)
     requests = []
-    for first, last in contiguous_ranges(changed_shards(listed, stored)):
+    for first, last in fanout.changed(changed_shards(listed, stored)):
         # Both sides of the difference: a folder that returns to an earlier listing (a file
         # added, then deleted again) still gets a new run.
         span = range(first, last + 1)

@@ -11,17 +11,12 @@ import dagster as dg
 import pytest
 
 from benchmarks.corpus import generate_corpus
+from ingest_assets import fanout
+from ingest_assets.fanout import first_ingestion, shard_ranges
 from ingest_assets.partitions import partition_key
-from ingest_assets.runner import (
-    BATCH_TAG,
-    PARALLEL_MIN_FILES,
-    _large_folder,
-    default_ranges,
-    register,
-    run_source,
-    shard_ranges,
-)
+from ingest_assets.runner import BATCH_TAG, register, run_source
 from ingest_assets.sensors import SOURCE_TAG
+from ingest_assets.sources import open_source
 from ingest_assets.sources.registry import SourceRecord
 from ingest_assets.store.vectors import vector_table_name
 from ingest_assets_tests.assets.test_pipeline import counts
@@ -65,23 +60,45 @@ def test_shard_ranges_are_contiguous_disjoint_and_cover_every_shard(shards, part
     assert shard_ranges(shards, parts, ramp) == expected
 
 
-def test_only_a_first_ingestion_of_a_large_folder_is_split(tmp_path: Path):
-    assert default_ranges(64, 3, indexed=False, large=True) == 12
-    assert default_ranges(4, 3, indexed=False, large=True) == 4
-    assert default_ranges(64, 3, indexed=True, large=True) == 1
-    assert default_ranges(64, 3, indexed=False, large=False) == 1
+def test_only_a_first_ingestion_of_a_large_source_is_split(tmp_path: Path):
+    large = fanout.LARGE_SOURCE_DOCUMENTS
+    assert len(first_ingestion(64, large, runs_at_once=3)) == 4 * 3
+    sizes = [last - first + 1 for first, last in first_ingestion(64, large, runs_at_once=3)]
+    assert sizes[0] < max(sizes) > sizes[-1]  # the ramp: short first and last extractions
+    assert len(first_ingestion(4, large, runs_at_once=3)) == 4
+    assert first_ingestion(64, large - 1, runs_at_once=3) == [(0, 63)]
+    assert first_ingestion(64, large, runs_at_once=1) == [(0, 63)]
+
+
+def test_the_plan_counts_a_source_from_its_own_listing(tmp_path: Path):
     folder = tmp_path / "docs"
     (folder / "sub").mkdir(parents=True)
-    for i in range(PARALLEL_MIN_FILES - 1):
+    for i in range(fanout.LARGE_SOURCE_DOCUMENTS - 1):
         (folder / "sub" / f"{i}.md").touch()
     (folder / "ignored.docx").touch()
     (folder / ".hidden").mkdir()
     (folder / ".hidden" / "x.md").touch()
-    record = SourceRecord("docs", "folder", str(folder))
-    assert not _large_folder(record)
+    source = open_source(SourceRecord("docs", "folder", str(folder)))
+    assert fanout.count_documents(source) == fanout.LARGE_SOURCE_DOCUMENTS - 1
     (folder / "one-more.txt").touch()
-    assert _large_folder(record)
-    assert not _large_folder(SourceRecord("docs", "urls", str(folder)))
+    assert fanout.count_documents(source) == fanout.LARGE_SOURCE_DOCUMENTS
+    (folder / "and-another.txt").touch()
+    assert fanout.count_documents(source) == fanout.LARGE_SOURCE_DOCUMENTS  # stops there
+
+
+@pytest.mark.parametrize(
+    ("changed", "ranges"),
+    [
+        ([], []),
+        ([3], [(3, 3)]),
+        ([1, 2, 3, 7, 9, 10], [(1, 3), (7, 7), (9, 10)]),
+        (list(range(20)), [(0, 7), (8, 15), (16, 19)]),
+        ([5, *range(6, 30)], [(5, 12), (13, 20), (21, 28), (29, 29)]),
+    ],
+)
+def test_changed_shards_become_contiguous_ranges_no_longer_than_a_run(changed, ranges):
+    assert fanout.SHARDS_PER_RUN == 8
+    assert fanout.changed(changed) == ranges
 
 
 def index_counts(db) -> dict[str, int]:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from ingest_assets.lib.fingerprints import changed_shards, contiguous_ranges, shard_digests
+from ingest_assets import fanout
+from ingest_assets.lib.fingerprints import changed_shards, shard_digests
 from ingest_assets.lib.hashing import shard_of
 from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key
+from ingest_assets.sources import notifications
 from ingest_assets.sources.registry import SourceRecord, save_registry
 from ingest_assets_tests.sensing import RANGE, evaluate, requested_shards
 
@@ -35,6 +39,24 @@ def test_sources_sensor_adds_new_sources_and_requests_their_first_run(settings, 
         partition_key("docs", 0),
         partition_key("docs", settings.shards - 1),
     )
+
+
+def test_sources_sensor_fans_a_large_new_source_out_per_the_plan(settings, instance, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(fanout.LARGE_SOURCE_DOCUMENTS):
+        (docs / f"{i}.md").write_text(f"document {i}")
+    save_registry(settings.sources_path, [SourceRecord("docs", "folder", str(docs))])
+
+    result = evaluate(settings, instance, "sources_sensor")
+
+    requested = [(r.tags[RANGE[0]], r.tags[RANGE[1]]) for r in result.run_requests]
+    planned = fanout.first_ingestion(settings.shards, fanout.LARGE_SOURCE_DOCUMENTS)
+    assert len(planned) > 1
+    assert requested == [
+        (partition_key("docs", first), partition_key("docs", last)) for first, last in planned
+    ]
+    assert {r.tags["ingest/trigger"] for r in result.run_requests} == {"new"}
 
 
 def test_sources_sensor_removes_sources_dropped_from_the_registry(settings, instance, tmp_path):
@@ -68,6 +90,24 @@ def test_change_sensor_requests_only_changed_shards(ingest, settings, instance, 
     assert again.run_requests == []  # the same listing: its run was requested already
 
 
+def test_a_change_to_every_shard_is_split_into_runs_of_the_plans_size(
+    ingest, settings, instance, tmp_path
+):
+    wide = settings.model_copy(update={"shards": 2 * fanout.SHARDS_PER_RUN + 3})
+    docs = folder(tmp_path / "docs", {f"d{i}.txt": f"text {i}" for i in range(6)})
+    ingest(docs, settings=wide)
+    for i in range(400):  # enough new documents to touch every shard
+        (docs / f"new-{i}.txt").write_text(f"new text {i}")
+
+    result = evaluate(wide, instance, "changes_sensor")
+
+    spans = [
+        int(r.tags[RANGE[1]].split("|")[1]) - int(r.tags[RANGE[0]].split("|")[1]) + 1
+        for r in result.run_requests
+    ]
+    assert spans == [fanout.SHARDS_PER_RUN, fanout.SHARDS_PER_RUN, 3]
+
+
 def test_change_sensor_sees_deletions_and_edits(ingest, settings, instance, tmp_path):
     docs = folder(tmp_path / "docs", {f"d{i}.txt": f"text {i}" for i in range(6)})
     ingest(docs)
@@ -81,14 +121,6 @@ def test_change_sensor_sees_deletions_and_edits(ingest, settings, instance, tmp_
         shard_of("d2.txt", settings.shards),
     }
     assert json.loads(result.cursor).keys() == {"docs"}
-
-
-@pytest.mark.parametrize(
-    ("shards", "ranges"),
-    [([], []), ([3], [(3, 3)]), ([1, 2, 3, 7, 9, 10], [(1, 3), (7, 7), (9, 10)])],
-)
-def test_contiguous_ranges(shards, ranges):
-    assert contiguous_ranges(shards) == ranges
 
 
 def test_digests_ignore_order_and_see_every_kind_of_change():
@@ -139,3 +171,67 @@ def test_change_sensor_waits_for_a_sources_unfinished_run(ingest, settings, inst
     instance.report_run_failed(running)
     after = evaluate(settings, instance, "changes_sensor", waiting.cursor)
     assert len(after.run_requests) == 1
+
+
+@pytest.fixture
+def watching() -> Iterator[None]:
+    yield
+    notifications.stop_all()
+
+
+def wait_for_requests(settings, instance, cursor: str | None = None) -> dg.SensorResult:
+    """Tick the notify sensor until it requests runs (the watcher's events arrive after a
+    debounce): at most 40 ticks, 0.25 s apart."""
+    for _ in range(40):
+        result = evaluate(settings, instance, "notify_sensor", cursor)
+        if result.run_requests:
+            return result
+        cursor = result.cursor
+        time.sleep(0.25)
+    raise AssertionError("the notify sensor never woke")
+
+
+def test_a_file_saved_in_a_watched_folder_wakes_the_notify_sensor(
+    watching, ingest, settings, instance, tmp_path
+):
+    docs = folder(tmp_path / "docs", {f"d{i}.txt": f"text {i}" for i in range(4)})
+    ingest(docs)
+    assert evaluate(settings, instance, "notify_sensor").run_requests == []  # starts watching
+
+    (docs / "fresh.md").write_text("# Fresh\n\njust saved")
+    woken = wait_for_requests(settings, instance)
+
+    (request,) = woken.run_requests
+    assert request.tags["ingest/trigger"] == "notify"
+    assert requested_shards(woken) == {shard_of("fresh.md", settings.shards)}
+    time.sleep(0.5)
+    assert evaluate(settings, instance, "notify_sensor", woken.cursor).run_requests == []
+
+
+def test_a_folder_woken_during_a_run_is_compared_once_the_run_ends(
+    watching, ingest, settings, instance, tmp_path
+):
+    docs = folder(tmp_path / "docs", {f"d{i}.txt": f"text {i}" for i in range(4)})
+    ingest(docs)
+    evaluate(settings, instance, "notify_sensor")
+    running = dg.DagsterRun(
+        job_name="ingest_job", run_id="running-run", status=dg.DagsterRunStatus.STARTED,
+        tags={"ingest/source": "docs"},
+    )  # fmt: skip
+    instance.add_run(running)
+
+    (docs / "d1.txt").unlink()
+    cursor = None
+    for _ in range(40):  # until the deletion's event has been drained
+        result = evaluate(settings, instance, "notify_sensor", cursor)
+        assert result.run_requests == []
+        cursor = result.cursor
+        if json.loads(cursor) == ["docs"]:
+            break
+        time.sleep(0.25)
+    assert json.loads(cursor) == ["docs"]
+
+    instance.report_run_failed(running)
+    after = evaluate(settings, instance, "notify_sensor", cursor)
+    assert requested_shards(after) == {shard_of("d1.txt", settings.shards)}
+    assert json.loads(after.cursor) == []

@@ -25,14 +25,3 @@ def shard_digests(entries: Iterable[tuple[str, int, str | None]]) -> dict[int, s
 def changed_shards(listed: dict[int, str], stored: dict[int, str]) -> list[int]:
     """Shards whose documents were added, changed or deleted since they were stored."""
     return sorted(s for s in listed.keys() | stored.keys() if listed.get(s) != stored.get(s))
-
-
-def contiguous_ranges(shards: list[int]) -> list[tuple[int, int]]:
-    """[1, 2, 3, 7, 9, 10] -> [(1, 3), (7, 7), (9, 10)]: each range is one ranged run."""
-    ranges: list[tuple[int, int]] = []
-    for shard in sorted(shards):
-        if ranges and shard == ranges[-1][1] + 1:
-            ranges[-1] = (ranges[-1][0], shard)
-        else:
-            ranges.append((shard, shard))
-    return ranges

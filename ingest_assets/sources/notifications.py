@@ -1,18 +1,22 @@
-"""LISTEN connections for table sources with a `notify_channel`, held between sensor ticks.
+"""Change signals held between sensor ticks: a LISTEN connection for each table source with a
+`notify_channel`, and a filesystem watcher (inotify, through watchfiles) for each folder.
 
-A sensor evaluation is short-lived, but the code location's process is not: one connection per
-source stays open there with LISTEN, and PostgreSQL queues each NOTIFY on it until the next
-tick drains them. So a NOTIFY is seen at the notify sensor's next tick (seconds), and nothing
-sent between ticks is lost while the connection lives. A lost connection is reopened and
-counts as a wake-up, since notifications may have been missed; the change sensor's polling
-stays the fallback for everything else (a process restart, a channel nobody notifies).
+A sensor evaluation is short-lived, but the code location's process is not: the connection or
+watcher of each source stays open there and counts what arrives until the next tick drains it.
+So a NOTIFY or a file saved is seen at the notify sensor's next tick (seconds), and nothing
+between ticks is lost while the signal lives. A lost connection or a watcher that stopped is
+reopened and counts as a wake-up, since signals may have been missed; the change sensor's
+polling stays the fallback for everything else (a process restart, a channel nobody notifies,
+a folder on a network mount that sends no events).
 """
 
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import psycopg
+import watchfiles
 from psycopg import sql
 
 from ingest_assets.sources.base import SourceReadError
@@ -45,11 +49,73 @@ def drain(record: SourceRecord, channel: str) -> int:
         return woken
 
 
+class _FolderWatcher:
+    """A thread that counts filesystem events under a folder (recursively)."""
+
+    DEBOUNCE_MS = 200  # events within this window arrive as one batch
+
+    def __init__(self, path: str):
+        self.path = path
+        self._events = 0
+        self._counted = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name=f"watch {path}", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        try:
+            for changes in watchfiles.watch(
+                self.path,
+                stop_event=self._stop,
+                debounce=self.DEBOUNCE_MS,
+                raise_interrupt=False,
+                ignore_permission_denied=True,
+            ):
+                with self._counted:
+                    self._events += len(changes)
+        except Exception:  # the folder vanished, too many inotify watches: the thread ends
+            return
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def drain(self) -> int:
+        with self._counted:
+            events, self._events = self._events, 0
+        return events
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+_watchers: dict[str, _FolderWatcher] = {}
+
+
+def drain_folder(record: SourceRecord) -> int:
+    """How many filesystem events arrived under the source's folder since the last call. The
+    first call starts watching and returns 0; a watcher that stopped is restarted and returns
+    1. A folder that does not exist is a SourceReadError."""
+    if not Path(record.location).is_dir():
+        raise SourceReadError(f"{record.location}: not a directory")
+    with _lock:
+        held = _watchers.get(record.name)
+        if held is not None and held.path == record.location and held.alive:
+            return held.drain()
+        if held is not None:
+            held.stop()
+        _watchers[record.name] = _FolderWatcher(record.location)
+        return 0 if held is None else 1
+
+
 def stop_all() -> None:
     with _lock:
         for _, conn in _listeners.values():
             conn.close()
         _listeners.clear()
+        for watcher in _watchers.values():
+            watcher.stop()
+        _watchers.clear()
 
 
 def _listen(dsn: str, channel: str) -> psycopg.Connection:
