@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ingest_assets import fanout
 from ingest_assets.backfill import BackfillError, launch_backfill, unfinished_partitions
 from ingest_assets.last_runs import LastRun, last_runs
 from ingest_assets.lib.chunking import Chunker
@@ -53,6 +54,11 @@ from ingest_assets.store.sources import delete_source
 from ingest_assets.store.status import SourceStatus, source_status
 from ingest_assets.store.vectors import drop_model, list_models, model_table
 
+WORKSPACE_MODULE = {
+    "module_name": "ingest_assets.definitions",
+    "attribute": "defs",
+    "location_name": "ingest_assets",
+}
 console = Console(stderr=True)
 out = Console()
 
@@ -151,7 +157,7 @@ def main() -> None:
 @click.option(
     "--parallel",
     type=click.IntRange(min=1),
-    default=lambda: (os.cpu_count() or 1) + 1,
+    default=fanout.RUNS_AT_ONCE,
     show_default="CPUs + 1",
     help="Runs over disjoint shard ranges at once (1: one run over all shards).",
 )
@@ -159,7 +165,7 @@ def main() -> None:
     "--ranges",
     type=click.IntRange(min=1),
     help="Shard ranges, one run each (default: 4 per --parallel for a first ingestion of a "
-    "folder of 1,000+ files, else 1).",
+    "source of 1,000+ documents, else 1).",
 )
 def run(target: str, name: str | None, verbose: bool, parallel: int, ranges: int | None) -> None:
     """Ingest TARGET: a folder (registered as a source on the way), or the name of a source
@@ -576,9 +582,12 @@ def dev(port: int) -> None:
     settings = _settings()
     db_url = database_url(settings)  # the embedded server stays up while this command runs
     open_instance(settings, db_url).dispose()
-    workspace = Path("workspace.yaml")
-    target = ["-w", str(workspace)] if workspace.exists() else ["-m", "ingest_assets.definitions"]
-    command = [sys.executable, "-m", "dagster", "dev", *target, "-h", "127.0.0.1", "-p", str(port)]
+    # The same code location name wherever it is started from, so UI links stay the same.
+    workspace = Path(os.environ["DAGSTER_HOME"]) / "workspace.yaml"
+    workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": WORKSPACE_MODULE}]}))
+    target = ["-w", str(workspace)]
+    command = [sys.executable, "-m", "ingest_assets.dagster_processes", "dev", *target]
+    command += ["-h", "127.0.0.1", "-p", str(port)]
     console.print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}; UI on http://127.0.0.1:{port}")
     # Started as a background job, this process and its children inherit an ignored SIGINT;
     # Ctrl-C (SIGINT to the process group) is how `ingest dev` stops, so take it back.

@@ -60,3 +60,19 @@ def test_packaged_instance_config_is_the_repository_one():
     config = yaml.safe_load(packaged)
     assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
     assert config["run_retries"]["enabled"] is True
+
+
+def test_ingest_dev_loads_the_repositorys_code_location():
+    """`ingest dev` writes its own workspace file, so the location is named as in
+    workspace.yaml wherever it is started from (UI links do not change)."""
+    from ingest_assets.cli import WORKSPACE_MODULE
+
+    workspace = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())
+    assert workspace["load_from"] == [{"python_module": WORKSPACE_MODULE}]
+
+
+def test_the_run_queue_starts_runs_within_a_second_and_side_by_side():
+    config = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    queue = config["run_coordinator"]["config"]
+    assert queue["dequeue_interval_seconds"] == 1
+    assert queue["dequeue_use_threads"] is True

@@ -608,7 +608,7 @@ def running_distributed_stack(
         _wait_listening(grpc_port, processes["code server"][0], log, timeout=120)
         for name, command in (
             ("webserver", [str(bin_dir / "dagster-webserver"), "-h", "127.0.0.1"]),
-            ("daemon", [str(bin_dir / "dagster-daemon"), "run"]),
+            ("daemon", [sys.executable, "-m", "ingest_assets.dagster_processes", "daemon", "run"]),
         ):
             log = workdir / f"{name}.log"
             if name == "webserver":

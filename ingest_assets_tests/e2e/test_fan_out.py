@@ -1,0 +1,101 @@
+"""The fan-out plan on the Dagster paths, through a real `ingest dev`: a large new source is
+ingested by the sources sensor as the plan's shard-range runs (side by side in the run queue,
+every run started by the code server's forkserver), and a file saved in the watched folder is
+searchable within seconds through the notify sensor, long before the change sensor's poll.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from ingest_assets import fanout
+from ingest_assets.lib.hashing import shard_of
+from ingest_assets_tests.e2e.conftest import (
+    RANGE_END,
+    RANGE_START,
+    SOURCE,
+    Stack,
+    partition_key,
+    report,
+    running_stack,
+    stack_env,
+    tag,
+)
+
+pytestmark = pytest.mark.slow
+
+SHARDS = 16
+DOCUMENTS = fanout.LARGE_SOURCE_DOCUMENTS + 200  # large enough to be fanned out
+SENSOR_INTERVAL_S = 600  # the change sensor's poll cannot be what picks the edit up
+FRESHNESS_BOUND_S = 60  # generous: the benchmark measures it (p50 ~5 s)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    root = tmp_path_factory.mktemp("fanout")
+    corpus = root / "corpus"
+    corpus.mkdir()
+    for i in range(DOCUMENTS):
+        (corpus / f"note-{i:05d}.md").write_text(f"# Note {i}\n\nword{i} appears here only.\n")
+    env = stack_env(
+        root / "home",
+        INGEST_EMBEDDING_PROVIDER="hashing",
+        INGEST_EMBEDDING_MODEL="hashing-384",
+        INGEST_SHARDS=str(SHARDS),
+        INGEST_SENSOR_INTERVAL_S=str(SENSOR_INTERVAL_S),
+    )
+    with running_stack(env, root / "dev.log", corpus) as stack:
+        yield stack
+
+
+def test_a_large_new_source_is_ingested_as_the_plans_runs(stack: Stack):
+    stack.cli("source", "add", SOURCE, str(stack.corpus))
+    planned = fanout.first_ingestion(SHARDS, DOCUMENTS)
+    assert len(planned) > 1
+
+    stack.wait_for(
+        "every planned run to be requested",
+        lambda: len(stack.runs()) >= len(planned) or None,
+        timeout=120,
+    )
+    runs = stack.wait_idle(timeout=600)
+
+    first = [r for r in runs if tag(r, "ingest/trigger") == "new"]
+    ranges = sorted((tag(r, RANGE_START), tag(r, RANGE_END)) for r in first)
+    assert ranges == [(partition_key(a, SOURCE), partition_key(b, SOURCE)) for a, b in planned]
+    assert all(r["status"] == "SUCCESS" for r in runs), runs
+    assert {tag(r, "dagster/sensor_name") for r in first} == {"sources_sensor"}
+    stack.assert_every_partition_materialised(SHARDS)
+    # Side by side: some run started before another had ended.
+    spans = sorted((r["startTime"], r["endTime"]) for r in first)
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
+    report(
+        f"{len(first)} runs for {DOCUMENTS} documents in "
+        f"{max(e for _, e in spans) - min(s for s, _ in spans):.1f}s"
+    )
+    counts = stack.sql(
+        "SELECT count(*), count(*) FILTER (WHERE chunked_hash = content_hash) FROM documents"
+    )
+    assert counts == [[DOCUMENTS, DOCUMENTS]]
+
+
+def test_a_file_saved_in_the_folder_is_searchable_within_seconds(stack: Stack):
+    known = {r["runId"] for r in stack.runs()}
+    assert stack.search("freshsaved words", k=1)[0]["doc_id"] != "fresh.md"
+    (stack.corpus / "fresh.md").write_text("# Fresh\n\nfreshsaved words, just now.\n")
+    saved = time.monotonic()
+
+    def found() -> bool | None:
+        hits = stack.search("freshsaved words", k=1)
+        return True if hits and hits[0]["doc_id"] == "fresh.md" else None
+
+    stack.wait_for("the saved file to be searchable", found, FRESHNESS_BOUND_S, interval=1.0)
+    report(f"saved -> searchable in {time.monotonic() - saved:.1f}s")
+    (run,) = [r for r in stack.runs() if r["runId"] not in known]
+    assert tag(run, "ingest/trigger") == "notify"
+    shard = partition_key(shard_of("fresh.md", SHARDS))
+    assert (tag(run, RANGE_START), tag(run, RANGE_END)) == (shard, shard)
