@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from benchmarks import dagster_paths as paths
 from benchmarks import profile as sampling
 from benchmarks.corpus import generate_corpus
 from ingest_assets.resources.postgres import embedded_server_url
@@ -235,6 +236,61 @@ def end_to_end(results: Results, documents: int, server: FakeEmbeddingServer, be
     results.add(f"f_peak_rss_mib_{documents}_docs", round(figures.peak_rss_mib), "target <= 1024")
 
 
+def dagster_paths(
+    results: Results, documents: int, server: FakeEmbeddingServer, best: tuple, edits: int
+) -> None:
+    """(i) the same corpus three ways against the server of (a), side by side: `ingest run`,
+    a new source picked up by the sources sensor under `ingest dev`, and `ingest backfill
+    --all` after a model change (ingest dev restarted with the new model, as a deployment
+    would be); with the start latency of each; then (j) freshness of single-file edits under
+    the same `ingest dev`. Default settings but the batch and requests in flight of (a)."""
+    _, batch, concurrency = best
+    folder = corpus(documents)
+    cli = ingest_run(
+        folder, ingest_env(WORK / f"home-i-{time.time_ns()}", server.url, batch, concurrency)
+    )
+    rate = cli.embedded / cli.seconds
+    results.add(
+        f"i_cli_chunks_per_s_{documents}_docs",
+        round(rate),
+        f"{rate / best[0]:.2f} of (a); {cli.embedded} chunks in {cli.seconds:.1f}s",
+    )
+    home = WORK / f"home-i-dev-{time.time_ns()}"
+    env = ingest_env(home, server.url, batch, concurrency)
+    prepare_home(env)
+    edited = WORK / f"corpus-i-{time.time_ns()}"  # (j) edits a copy, not the cached corpus
+    subprocess.run(["cp", "-a", str(folder), str(edited)], check=True)
+    log = home / "ingest-dev.log"
+    with paths.dev_stack(env, log) as stack:
+        sensor = paths.sensor_path(stack, server, edited)
+    results.add(
+        f"i_sensor_chunks_per_s_{documents}_docs",
+        round(sensor["texts_per_s"]),
+        f"{sensor['texts_per_s'] / best[0]:.2f} of (a); {sensor['texts']} chunks in "
+        f"{sensor['seconds']:.1f}s from the tick, {sensor['runs']} runs",
+    )
+    results.add("i_sensor_first_text_s", round(sensor["first_text_after_s"], 1), "after the tick")
+    env = {**env, "INGEST_EMBEDDING_MODEL": "bench-2"}
+    with paths.dev_stack(env, log) as stack:
+        backfill = paths.backfill_path(stack, server)
+        results.add(
+            f"i_backfill_chunks_per_s_{documents}_docs",
+            round(backfill["texts_per_s"]),
+            f"{backfill['texts_per_s'] / best[0]:.2f} of (a); {backfill['texts']} chunks in "
+            f"{backfill['seconds']:.1f}s from the launch, {backfill['runs']} runs",
+        )
+        results.add(
+            "i_backfill_first_text_s", round(backfill["first_text_after_s"], 1), "target <= 10"
+        )
+        if edits:
+            latencies = paths.freshness(stack, edited, "bench-2", edits)
+            p50, p95 = paths.summarise(latencies)
+            results.figures["j_freshness_s"] = [round(x, 2) for x in latencies]
+            results.add("j_freshness_p50_s", round(p50, 1), f"{edits} edits; target <= 15")
+            results.add("j_freshness_p95_s", round(p95, 1), "target <= 30")
+    subprocess.run(["rm", "-rf", str(edited)], check=False)
+
+
 def cpu_seconds(server: FakeEmbeddingServer) -> float:
     """CPU time the fake server's process has used so far."""
     times = psutil.Process(server.pid).cpu_times()
@@ -384,6 +440,10 @@ def main() -> None:
     parser.add_argument(
         "--large-documents", type=int, default=0, help="corpus for (h), e.g. 500000 (0: skip)"
     )
+    parser.add_argument(
+        "--paths-documents", type=int, default=20000, help="corpus for (i), the Dagster paths"
+    )
+    parser.add_argument("--edits", type=int, default=20, help="single-file edits for (j)")
     parser.add_argument("--local-texts", type=int, default=256, help="texts for (d)")
     parser.add_argument("--skip", default="", help="comma-separated letters to skip")
     parser.add_argument("--work", type=Path, default=WORK, help="corpora and homes (/tmp/...)")
@@ -415,6 +475,8 @@ def main() -> None:
         if args.memory_sizes and "f" not in skip:
             sizes = [int(s) for s in args.memory_sizes.split(",")]
             memory(results, sizes, server.url, args.rerun_documents)
+        if "i" not in skip:
+            dagster_paths(results, args.paths_documents, server, best, args.edits)
         if args.large_documents and "h" not in skip:
             large_run(results, args.large_documents, server, best)
     if "c" not in skip:

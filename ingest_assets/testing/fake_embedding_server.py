@@ -161,6 +161,8 @@ class _Server:
         self._faults: Counter[str] = Counter(dict.fromkeys(FAULT_KINDS, 0))
         self._max_in_flight = self._in_flight
         self._max_processing = self._processing
+        self._first_embed_at: float | None = None  # wall clock: start latencies in benchmarks
+        self._last_embed_at: float | None = None
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -173,6 +175,8 @@ class _Server:
             "in_flight": self._in_flight,
             "max_concurrent_requests": self._max_in_flight,
             "max_concurrent_processing": self._max_processing,
+            "first_embed_at": self._first_embed_at,
+            "last_embed_at": self._last_embed_at,
         }
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -264,6 +268,8 @@ class _Server:
 
     async def embed(self, api: str, body: bytes) -> Reply:
         cfg = self.config
+        if self._first_embed_at is None:
+            self._first_embed_at = time.time()
         # Always draw all six, so the fault sequence for a seed does not depend on the rates.
         drop, slow, r503, r429, wrong, nan = (self._rng.random() for _ in range(6))
         if drop < cfg.rate_drop:
@@ -317,6 +323,7 @@ class _Server:
             self._faults["nan"] += 1
             vectors[0, 0] = np.nan
         self._texts += len(texts)
+        self._last_embed_at = time.time()
         self._digests.update(
             hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest() for text in texts
         )
