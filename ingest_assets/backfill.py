@@ -36,6 +36,29 @@ def unfinished_partitions(instance: dg.DagsterInstance, source: str, shards: int
     return [k for k in keys if k in unfinished]
 
 
+RUNNING_BACKFILLS_QUERY = """
+{ partitionBackfillsOrError(status: REQUESTED, limit: 100) {
+    __typename
+    ... on PartitionBackfills { results { id title partitionNames } }
+    ... on PythonError { message } } }
+"""
+
+
+def overlapping_backfill(url: str, partitions: Sequence[str]) -> str | None:
+    """A backfill still running over some of `partitions`, described in a few words."""
+    body = _graphql(url, RUNNING_BACKFILLS_QUERY, {})
+    found = body["partitionBackfillsOrError"]
+    if found["__typename"] != "PartitionBackfills":
+        raise BackfillError(f"the webserver could not list backfills: {found.get('message')}")
+    wanted = set(partitions)
+    for backfill in found["results"]:
+        shared = wanted & set(backfill["partitionNames"] or [])
+        if shared:
+            title = f" ({backfill['title']})" if backfill["title"] else ""
+            return f"backfill {backfill['id']}{title} is still running over {len(shared)} of them"
+    return None
+
+
 def launch_backfill(url: str, partitions: Sequence[str], title: str) -> str:
     """Launch a backfill of the pipeline's assets over `partitions`; returns its id."""
     params = {
@@ -43,22 +66,27 @@ def launch_backfill(url: str, partitions: Sequence[str], title: str) -> str:
         "partitionNames": list(partitions),
         "title": title,
     }
+    body = _graphql(url, LAUNCH_PARTITION_BACKFILL_MUTATION, {"backfillParams": params})
+    result = body["launchPartitionBackfill"]
+    if result["__typename"] != "LaunchBackfillSuccess":
+        raise BackfillError(f"backfill not launched: {result.get('message', result['__typename'])}")
+    return str(result["backfillId"])
+
+
+def _graphql(url: str, query: str, variables: dict[str, object]) -> dict:
     try:
         response = httpx.post(
             url.rstrip("/") + "/graphql",
-            json={
-                "query": LAUNCH_PARTITION_BACKFILL_MUTATION,
-                "variables": {"backfillParams": params},
-            },
+            json={"query": query, "variables": variables},
             timeout=60,
         )
         response.raise_for_status()
     except httpx.HTTPError as err:
-        raise BackfillError(f"cannot reach the Dagster webserver at {url}: {err}") from err
+        raise BackfillError(
+            f"cannot reach the Dagster webserver at {url} ({err}); start it with `ingest dev` "
+            "or pass --url"
+        ) from err
     body = response.json()
     if body.get("errors"):
-        raise BackfillError(f"the webserver refused the backfill: {body['errors'][0]['message']}")
-    result = body["data"]["launchPartitionBackfill"]
-    if result["__typename"] != "LaunchBackfillSuccess":
-        raise BackfillError(f"backfill not launched: {result.get('message', result['__typename'])}")
-    return str(result["backfillId"])
+        raise BackfillError(f"the webserver refused the request: {body['errors'][0]['message']}")
+    return body["data"]

@@ -22,7 +22,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ingest_assets import fanout
-from ingest_assets.backfill import BackfillError, launch_backfill, unfinished_partitions
+from ingest_assets.backfill import (
+    BackfillError,
+    launch_backfill,
+    overlapping_backfill,
+    unfinished_partitions,
+)
 from ingest_assets.last_runs import LastRun, last_runs
 from ingest_assets.lib.chunking import Chunker
 from ingest_assets.local_stack import (
@@ -36,7 +41,7 @@ from ingest_assets.resources.postgres import exit_cleanly_on_sigterm
 from ingest_assets.resources.providers import EmbeddingError, open_embedder
 from ingest_assets.resources.providers.base import EmbedderSpec
 from ingest_assets.runner import RunSummary, register, run_source
-from ingest_assets.settings import IngestSettings
+from ingest_assets.settings import IngestSettings, SettingsError, load_settings
 from ingest_assets.sources.registry import (
     SOURCE_KINDS,
     InvalidSourceName,
@@ -49,8 +54,9 @@ from ingest_assets.sources.registry import (
     validate_record,
     validate_source_name,
 )
+from ingest_assets.store.index_settings import ShardCountMismatch
 from ingest_assets.store.search import Hit, search
-from ingest_assets.store.sources import delete_source
+from ingest_assets.store.sources import delete_source, get_source, list_sources
 from ingest_assets.store.status import SourceStatus, source_status
 from ingest_assets.store.vectors import drop_model, list_models, model_table
 
@@ -116,11 +122,17 @@ class LineProgress:
         console.print(f"{stage}: {done:.0f}/{total:.0f} done in {time.monotonic() - started:.1f}s")
 
 
+class ConfigurationError(click.ClickException):
+    """A setting or the index's recorded layout is wrong: fix it, do not retry."""
+
+    exit_code = 2
+
+
 def _settings() -> IngestSettings:
     try:
-        return IngestSettings()
-    except ValueError as err:
-        raise click.ClickException(f"invalid INGEST_* setting: {err}") from err
+        return load_settings()
+    except SettingsError as err:
+        raise ConfigurationError(str(err)) from None
 
 
 def _first_line(err: BaseException) -> str:
@@ -142,6 +154,15 @@ class IngestGroup(click.Group):
             ) from err
         except EmbeddingError as err:
             raise click.ClickException(f"embedding provider error: {err}") from err
+        except ShardCountMismatch as err:
+            raise ConfigurationError(str(err)) from None
+        except OSError as err:
+            if err.filename is None:
+                raise
+            raise click.ClickException(
+                f"cannot write {err.filename}: {err.strerror} (INGEST_HOME holds the embedded "
+                "database and Dagster's home: point it at a writable folder)"
+            ) from None
 
 
 @click.group(cls=IngestGroup)
@@ -183,7 +204,9 @@ def run(target: str, name: str | None, verbose: bool, parallel: int, ranges: int
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    log_level = "INFO" if verbose else "WARNING"
+    # Without --verbose, failures reach the terminal as the closing summary's one line, not as
+    # Dagster's step-failure events with their stack traces.
+    log_level = "INFO" if verbose else "CRITICAL"
     if console.is_terminal:
         with Progress(*columns, console=console) as bars:
             summary = run_source(
@@ -236,7 +259,9 @@ def _print_summary(summary: RunSummary) -> None:
 
 @main.command(name="search")
 @click.argument("query")
-@click.option("-k", "k", default=5, show_default=True, help="Number of hits.")
+@click.option(
+    "-k", "k", default=5, show_default=True, type=click.IntRange(min=1), help="Number of hits."
+)
 @click.option("--source", help="Only this source.")
 @click.option("--model", help="Search this model's vectors (default: the active model).")
 @click.option("--json", "as_json", is_flag=True, help="Print hits as JSON.")
@@ -244,14 +269,23 @@ def search_command(
     query: str, k: int, source: str | None, model: str | None, as_json: bool
 ) -> None:
     """Semantic search over the stored chunks."""
+    if not query.strip():
+        raise click.BadParameter("the query is empty", param_hint="QUERY")
     settings = _settings()
     spec = settings.embedder_spec(model)
     db = open_database(settings)
     with db.connect() as conn:
+        if source is not None and get_source(conn, source) is None:
+            known = ", ".join(r.name for r in list_sources(conn)) or "none yet"
+            raise click.ClickException(f"no source named {source!r} (sources: {known})")
         found = model_table(conn, spec.model)
         if found is None:
+            models = [name for name, *_ in list_models(conn)]
+            if not models:
+                raise click.ClickException("nothing is indexed yet; run `ingest run PATH` first")
             raise click.ClickException(
-                f"no vectors for model {spec.model!r} yet; run `ingest run PATH` first"
+                f"no vectors for model {spec.model!r} (models with vectors: "
+                f"{', '.join(models)}; `ingest model list`)"
             )
         table, _ = found
         try:
@@ -554,20 +588,30 @@ def model_drop(name: str, yes: bool) -> None:
     "--url", default="http://127.0.0.1:3000", show_default=True, envvar="INGEST_DAGSTER_URL",
     help="The Dagster webserver (ingest dev).",
 )  # fmt: skip
-def backfill(source_name: str, which: str, url: str) -> None:
+@click.option("--force", is_flag=True, help="Launch even if a backfill is running over them.")
+def backfill(source_name: str, which: str, url: str, force: bool) -> None:
     """Launch a Dagster backfill of SOURCE's failed or missing shards (or --all of them)."""
     settings = _settings()
+    instance = open_instance(settings, database_url(settings))
+    known = instance.get_dynamic_partitions(SOURCES_PARTITIONS_NAME)
+    if source_name not in known:
+        raise click.ClickException(
+            f"no source named {source_name!r} in Dagster (sources: {', '.join(known) or 'none'})"
+        )
     if which == "all":
         partitions = [partition_key(source_name, s) for s in range(settings.shards)]
     else:
-        instance = open_instance(settings, database_url(settings))
-        if source_name not in instance.get_dynamic_partitions(SOURCES_PARTITIONS_NAME):
-            raise click.ClickException(f"no source named {source_name!r} in Dagster")
         partitions = unfinished_partitions(instance, source_name, settings.shards)
         if not partitions:
             console.print(f"{source_name}: every shard is materialised; nothing to backfill")
             return
     try:
+        running = None if force else overlapping_backfill(url, partitions)
+        if running is not None:
+            raise click.ClickException(
+                f"{running} of the {len(partitions)} partitions; nothing launched (wait for it, "
+                "or pass --force to launch another)"
+            )
         backfill_id = launch_backfill(url, partitions, f"ingest backfill {source_name} --{which}")
     except BackfillError as err:
         raise click.ClickException(str(err)) from err

@@ -17,7 +17,7 @@ from ingest_assets.progress import NoProgress, ProgressListener
 from ingest_assets.resources.embeddings import EmbeddingResource
 from ingest_assets.resources.postgres import PostgresResource
 from ingest_assets.sensors import build_sensors
-from ingest_assets.settings import IngestSettings
+from ingest_assets.settings import IngestSettings, load_settings
 
 INGEST_JOB = "ingest_job"
 CHECKS_JOB = "index_checks"
@@ -33,6 +33,7 @@ def build_resources(settings: IngestSettings) -> dict[str, dg.ConfigurableResour
             database_url=dg.EnvVar("INGEST_DATABASE_URL") if settings.database_url else None,
             home=str(settings.resolved_home),
             db_schema=settings.db_schema,
+            shards=settings.shards,
         ),
         "embedding": EmbeddingResource(
             provider=settings.embedding_provider,
@@ -53,7 +54,7 @@ def build_resources(settings: IngestSettings) -> dict[str, dg.ConfigurableResour
 def build_definitions(
     settings: IngestSettings | None = None, progress: ProgressListener | None = None
 ) -> dg.Definitions:
-    settings = settings or IngestSettings()
+    settings = settings or load_settings()
     partitions = build_partitions(settings.shards)
     # A backfill (from the UI or `ingest backfill`) is cut into runs as the fan-out plan says.
     backfill_policy = dg.BackfillPolicy.multi_run(max_partitions_per_run=fanout.SHARDS_PER_RUN)
@@ -96,4 +97,11 @@ def build_definitions(
     )
 
 
-defs = build_definitions()
+def __getattr__(name: str) -> dg.Definitions:
+    """`defs`, built from the environment's settings when Dagster first asks for it (workspace
+    files name it with `attribute: defs`), not when a command imports this module: a bad
+    setting then fails the command that needs it, with its own message."""
+    if name == "defs":
+        globals()["defs"] = definitions = build_definitions()
+        return definitions
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,7 +31,7 @@ def database_url(settings: IngestSettings) -> str:
 
 
 def open_database(settings: IngestSettings) -> Database:
-    return Database(database_url(settings), settings.db_schema)
+    return Database(database_url(settings), settings.db_schema, settings.shards)
 
 
 def prepare_dagster_environment(settings: IngestSettings, db_url: str) -> Path:

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest_assets.resources.providers.base import EmbedderSpec
 
 EmbeddingProvider = Literal["local", "hashing", "openai", "tei", "ollama"]
+SERVER_PROVIDERS = ("openai", "tei", "ollama")
+ENV_PREFIX = "INGEST_"
+
+
+class SettingsError(ValueError):
+    """A bad INGEST_* value, said in one line: the variable, the value, what is allowed."""
+
 
 DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
 
@@ -19,7 +27,7 @@ DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
 class IngestSettings(BaseSettings):
     """Everything a deployment may change; local and production differ only in these values."""
 
-    model_config = SettingsConfigDict(env_prefix="INGEST_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
 
     home: Path = Field(
         default=Path(".ingest"),
@@ -76,6 +84,15 @@ class IngestSettings(BaseSettings):
         default=200, ge=16, description="Largest chunk, in tokens of the chunking tokenizer."
     )
 
+    @model_validator(mode="after")
+    def _server_has_a_url(self) -> IngestSettings:
+        if self.embedding_provider in SERVER_PROVIDERS and not self.embedding_url:
+            raise ValueError(
+                f"INGEST_EMBEDDING_PROVIDER={self.embedding_provider} needs "
+                "INGEST_EMBEDDING_URL, the server's base URL (e.g. http://127.0.0.1:8080)"
+            )
+        return self
+
     def embedder_spec(self, model: str | None = None) -> EmbedderSpec:
         """The provider configuration, for commands that embed outside a Dagster step."""
         key = self.embedding_api_key
@@ -107,3 +124,24 @@ class IngestSettings(BaseSettings):
     @property
     def embedded_pgdata(self) -> Path:
         return self.resolved_home / "pg"
+
+
+def load_settings() -> IngestSettings:
+    """The settings from the environment, or a SettingsError naming every bad variable."""
+    try:
+        return IngestSettings()
+    except ValidationError as err:
+        raise SettingsError(describe(err)) from None
+
+
+def describe(err: ValidationError) -> str:
+    problems = []
+    for error in err.errors():
+        message = error["msg"].removeprefix("Value error, ")
+        if not error["loc"]:
+            problems.append(message)
+            continue
+        variable = f"{ENV_PREFIX}{str(error['loc'][0]).upper()}"
+        value = os.environ.get(variable, error.get("input"))
+        problems.append(f"{variable}={value!r}: {message}")
+    return "invalid setting: " + "; ".join(problems)

@@ -21,9 +21,10 @@ from psycopg.types import TypeInfo
 from pydantic import Field
 
 from ingest_assets.sql import migrations
+from ingest_assets.store.index_settings import check_shard_count
 
 _MIGRATION_LOCK = 7_204_118_511  # pg_advisory_xact_lock key: one migrating process at a time
-_migrated: set[tuple[str, str]] = set()
+_migrated: set[tuple[str, str, int | None]] = set()
 _vector_types: dict[str, TypeInfo] = {}
 _embedded_urls: dict[Path, str] = {}
 _embedded_lock = threading.Lock()
@@ -115,11 +116,13 @@ def ensure_database(url: str, database: str, *, synchronous_commit: bool = True)
 
 
 class Database:
-    """Connections to the pipeline's schema, migrated on first use in each process."""
+    """Connections to the pipeline's schema, migrated on first use in each process. With
+    `shards`, the first use also checks the shard count against the one the index records."""
 
-    def __init__(self, url: str, schema: str = "ingest"):
+    def __init__(self, url: str, schema: str = "ingest", shards: int | None = None):
         self.url = url
         self.schema = schema
+        self.shards = shards
 
     @contextlib.contextmanager
     def connect(self, *, autocommit: bool = False) -> Iterator[psycopg.Connection]:
@@ -143,7 +146,7 @@ class Database:
 
     def migrate(self) -> None:
         """Apply missing migrations; safe to call from many processes at once."""
-        key = (self.url, self.schema)
+        key = (self.url, self.schema, self.shards)
         if key in _migrated:
             return
         with psycopg.connect(self.url) as conn:
@@ -161,6 +164,8 @@ class Database:
                 if version not in applied:
                     conn.execute(statements)  # type: ignore[arg-type]  # trusted package file
                     conn.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+            if self.shards is not None:
+                check_shard_count(conn, self.shards)
         _migrated.add(key)
 
 
@@ -173,7 +178,10 @@ class PostgresResource(dg.ConfigurableResource):
     )
     home: str = Field(default=".ingest", description="Folder of the embedded server's data.")
     db_schema: str = Field(default="ingest", description="Schema of the pipeline's tables.")
+    shards: int | None = Field(
+        default=None, description="Shard count; checked against the one the index records."
+    )
 
     def database(self) -> Database:
         url = self.database_url or embedded_server_url(Path(self.home) / "pg")
-        return Database(url, self.db_schema)
+        return Database(url, self.db_schema, self.shards)

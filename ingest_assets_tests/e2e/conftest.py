@@ -184,7 +184,7 @@ class Stack:
 
     # -- the CLI ----------------------------------------------------------------------------
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "ingest_assets.cli", *args],
             cwd=REPO_ROOT,
@@ -194,7 +194,8 @@ class Stack:
             text=True,
             timeout=120,
         )
-        assert result.returncode == 0, f"ingest {' '.join(args)}:\n{result.stderr[-3000:]}"
+        if check:
+            assert result.returncode == 0, f"ingest {' '.join(args)}:\n{result.stderr[-3000:]}"
         return result
 
     def search(self, query: str, k: int = 5, model: str | None = None) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from ingest_assets import fanout
 from ingest_assets.lib.hashing import shard_of
 from ingest_assets.store.vectors import vector_table_name
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer, FakeServerConfig
@@ -143,17 +144,18 @@ def wait_backfill_status(stack: Stack, backfill_id: str, timeout: float = 75) ->
 
 # -- 1. an embedding outage during a backfill --------------------------------------------------
 
-# The backfill policy puts up to 16 contiguous shard keys in one run, so with 8 shards a
-# backfill of the source is a single run whose embeddings step covers every shard: an outage
-# fails all of them at once. 32 shards give two runs of 16, one before the outage, one in it.
-OUTAGE_SHARDS = 32
+# The backfill policy puts up to SHARDS_PER_RUN (8) contiguous shard keys in one run, so with
+# 8 shards a backfill of the source is a single run whose embeddings step covers every shard:
+# an outage fails all of them at once. 16 shards give two runs of 8, one before the outage,
+# one in it.
+OUTAGE_SHARDS = 2 * fanout.SHARDS_PER_RUN
 HALF = OUTAGE_SHARDS // 2
 DOCS_PER_HALF = 20
 SHARED_PAIRS = 3
 
 
 def outage_corpus() -> dict[str, str]:
-    """DOCS_PER_HALF documents in shards 0-15 and as many in 16-31, each with its own text,
+    """DOCS_PER_HALF documents in each half of the shards, each with its own text,
     plus SHARED_PAIRS pairs of identical files (same name, so the same title and embedding
     input) whose two copies fall in different halves: one text, two chunks, one vector."""
     corpus: dict[str, str] = {}
@@ -210,6 +212,10 @@ def test_outage_during_backfill_then_backfill_failed_embeds_only_what_is_missing
         clock = time.monotonic()
         first_backfill = launch_backfill(stack, "--all")
         assert stack.backfill(first_backfill)["numPartitions"] == OUTAGE_SHARDS
+        url = str(stack.client.base_url)
+        again = stack.cli("backfill", SOURCE, "--all", "--url", url, check=False)
+        assert again.returncode == 1 and "Traceback" not in again.stderr, again.stderr
+        assert f"backfill {first_backfill}" in again.stderr and "nothing launched" in again.stderr
 
         def run_with_all_vectors() -> dict[str, Any] | None:
             for run in stack.backfill(first_backfill)["runs"]:

@@ -4,7 +4,8 @@ through the containers' workspace file (deploy/docker/workspace.yaml, pointed at
 the project's dagster.yaml (PostgreSQL storage, a run queue of 4), and the database reached
 through INGEST_DATABASE_URL / DAGSTER_PG_URL as in a deployment (here the embedded server).
 
-The backfill of one source over 48 shards is three runs of 16 (BackfillPolicy.multi_run(16));
+The backfill of one source over 24 shards is three runs of 8 (the fan-out plan's runs of
+SHARDS_PER_RUN, BackfillPolicy.multi_run(8));
 the daemon dequeues them together and the code server starts each one as its own process.
 The fake embedding server answers slowly enough that the runs' embedding steps overlap.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from ingest_assets import fanout
 from ingest_assets.lib.hashing import shard_of
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer, FakeServerConfig
 from ingest_assets_tests.e2e.conftest import (
@@ -39,8 +41,8 @@ from ingest_assets_tests.e2e.conftest import (
 
 pytestmark = pytest.mark.slow
 
-SHARDS = 48
-PER_RUN = 16  # BackfillPolicy.multi_run(max_partitions_per_run=16) in definitions.py
+PER_RUN = fanout.SHARDS_PER_RUN  # the backfill policy's max_partitions_per_run
+SHARDS = 3 * PER_RUN
 RUNS = SHARDS // PER_RUN
 DOCS_PER_RUN = 8
 PROBE_TEXTS = 2  # an embedding step with work asks the dimension twice, one text each
