@@ -16,7 +16,7 @@ from ingest_assets.partitions import partition_key, shards_by_source
 from ingest_assets.progress import ProgressListener, StageProgress
 from ingest_assets.resources.embeddings import EmbeddingResource
 from ingest_assets.resources.postgres import PostgresResource
-from ingest_assets.resources.providers import Embedder, EmbeddingError
+from ingest_assets.resources.providers import Embedder, EmbeddingError, PermanentEmbeddingError
 from ingest_assets.resources.providers.base import embed_isolating
 from ingest_assets.store.chunks import quarantine_texts
 from ingest_assets.store.locks import shard_locks
@@ -149,6 +149,7 @@ def build_embeddings(
         db = postgres.database()
         started = time.perf_counter()
         failures: list[str] = []
+        permanent = False  # a failure asking again cannot fix: no stage retries
         groups = shards_by_source(context.partition_keys)
         with (
             db.connect() as reader,
@@ -166,6 +167,8 @@ def build_embeddings(
             if known is None or any(_missing(c) for c in before.values()):
                 try:
                     await embedder.prepare()
+                except PermanentEmbeddingError as err:
+                    raise dg.Failure(str(err), allow_retries=False) from err
                 except EmbeddingError as err:
                     raise dg.Failure(f"embedding provider unavailable: {err}") from err
             try:
@@ -190,6 +193,7 @@ def build_embeddings(
                 quarantined = quarantine_texts(writer, source_name, shards, outcome.rejected)
                 if outcome.error is not None:
                     failures.append(f"{source_name}: {outcome.error}")
+                    permanent = permanent or isinstance(outcome.error, PermanentEmbeddingError)
                 if coverage is None:
                     coverage = coverage_by_shard(reader, table, source_name, shards)
                 for shard in shards:
@@ -225,6 +229,7 @@ def build_embeddings(
                 "embedding failed; vectors stored so far are kept and a re-run embeds only "
                 "what is missing:\n" + "\n".join(failures),
                 metadata=_request_metadata(embedder, time.perf_counter() - started),
+                allow_retries=not permanent,
             )
         return dg.MaterializeResult()
 

@@ -48,7 +48,7 @@ __all__ = ["FAULT_KINDS", "FakeEmbeddingServer", "FakeServerConfig", "main"]
 
 HOST = "127.0.0.1"
 _MODULE = "ingest_assets.testing.fake_embedding_server"
-FAULT_KINDS = ("429", "503", "slow", "drop", "413", "400", "wrong_dimension", "nan")
+FAULT_KINDS = ("429", "503", "slow", "drop", "413", "400", "401", "wrong_dimension", "nan")
 _APIS = {"/v1/embeddings": "openai", "/embed": "tei", "/api/embed": "ollama"}
 _INPUT_KEY = {"openai": "input", "tei": "inputs", "ollama": "input"}
 # (OpenAI error "type", TEI "error_type") per status.
@@ -83,6 +83,11 @@ class FakeServerConfig:
     rate_wrong_dimension: float = 0.0
     rate_nan: float = 0.0
     base64: bool = True
+    base64_refusal_status: int = 400  # some servers say "no base64" with a 500
+    # Where the OpenAI-compatible API is served: Infinity serves /embeddings unless started
+    # with --url-prefix /v1.
+    openai_path: str = "/v1/embeddings"
+    api_key: str = ""  # when set, a request without "Authorization: Bearer <key>" gets 401
     # Vectors from a hash of each whole text: deterministic but not similar for similar
     # texts, and ~50x cheaper than hashed_vectors, so a throughput benchmark measures the
     # client rather than this server's CPU (which a real server spends on another machine).
@@ -167,7 +172,9 @@ class _Server:
     def stats(self) -> dict[str, Any]:
         return {
             "requests_total": sum(self._requests.values()),
-            "embed_requests": sum(self._requests[path] for path in _APIS),
+            "embed_requests": sum(
+                self._requests[path] for path in {*_APIS, self.config.openai_path}
+            ),
             "requests_by_endpoint": dict(self._requests),
             "texts_embedded": self._texts,
             "distinct_texts": len(self._digests),
@@ -197,9 +204,9 @@ class _Server:
                     break
                 if request is None:
                     break
-                method, path, body, keep_alive = request
+                method, path, body, keep_alive, authorization = request
                 try:
-                    reply = await self.dispatch(method, path, body)
+                    reply = await self.dispatch(method, path, body, authorization)
                 except _Drop:
                     writer.transport.abort()
                     return
@@ -215,9 +222,12 @@ class _Server:
             self.tasks.discard(task)
             writer.close()
 
-    async def dispatch(self, method: str, path: str, body: bytes) -> Reply:
-        self._requests[path if path in _APIS or path in _ROUTES else "other"] += 1
-        api = _APIS.get(path)
+    async def dispatch(self, method: str, path: str, body: bytes, authorization: str = "") -> Reply:
+        apis = {**_APIS, self.config.openai_path: "openai"}
+        if self.config.openai_path != "/v1/embeddings":
+            del apis["/v1/embeddings"]
+        self._requests[path if path in apis or path in _ROUTES else "other"] += 1
+        api = apis.get(path)
         if api is None:
             route = _ROUTES.get(path)
             if route is None:
@@ -227,6 +237,9 @@ class _Server:
             return await route[1](self, body)
         if method != "POST":
             return _error(api, 405, f"method not allowed: {method} {path}")
+        if self.config.api_key and authorization != f"Bearer {self.config.api_key}":
+            self._faults["401"] += 1
+            return _error(api, 401, "invalid or missing API key")
         self._in_flight += 1
         self._max_in_flight = max(self._max_in_flight, self._in_flight)
         try:
@@ -305,8 +318,13 @@ class _Server:
                     self._faults["400"] += 1
                     return _error(api, 400, f"input {index} rejected: contains forbidden marker")
         encoding = payload.get("encoding_format", "float") if api == "openai" else "float"
-        if encoding not in ("float", "base64") or (encoding == "base64" and not cfg.base64):
+        if encoding not in ("float", "base64"):
             return _error(api, 400, f"unsupported encoding_format: {encoding}")
+        if encoding == "base64" and not cfg.base64:
+            if cfg.base64_refusal_status == 400:
+                return _error(api, 400, f"unsupported encoding_format: {encoding}")
+            message = f"this server does not support {encoding} encoding"
+            return _error(api, cfg.base64_refusal_status, message)
 
         # Computed outside the capacity slot: the slot models the accelerator's time alone
         # (base + per item), not this process's CPU, which a real server spends elsewhere.
@@ -407,8 +425,11 @@ def _render(api: str, payload: dict, texts: list[str], vectors: np.ndarray, enco
     return _Json(f'{{"object":"list","model":{model},"data":[{data}],"usage":{usage}}}')
 
 
-async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes, bool] | None:
-    """(method, path, body, keep_alive), or None when the client closed the connection."""
+async def _read_request(
+    reader: asyncio.StreamReader,
+) -> tuple[str, str, bytes, bool, str] | None:
+    """(method, path, body, keep_alive, authorization), or None when the client closed the
+    connection."""
     try:
         line = await reader.readline()
         if not line.endswith(b"\n"):
@@ -441,7 +462,8 @@ async def _read_request(reader: asyncio.StreamReader) -> tuple[str, str, bytes, 
         raise _BadRequest("request line or header too long") from None
     connection = headers.get("connection", "").lower()
     keep_alive = "close" not in connection if version == "HTTP/1.1" else "keep-alive" in connection
-    return method, target.split("?", 1)[0], body, keep_alive
+    path = target.split("?", 1)[0]
+    return method, path, body, keep_alive, headers.get("authorization", "")
 
 
 def _encode(reply: Reply, keep_alive: bool) -> bytes:

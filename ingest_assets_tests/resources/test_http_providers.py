@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 
 from ingest_assets.lib.hashed_vectors import hashed_vectors
-from ingest_assets.resources.providers import EmbedderSpec, EmbeddingError, open_embedder
+from ingest_assets.resources.providers import (
+    EmbedderSpec,
+    EmbeddingError,
+    PermanentEmbeddingError,
+    open_embedder,
+)
 from ingest_assets.resources.providers.base import embed_isolating
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer
 
@@ -28,6 +33,7 @@ def clean(server: FakeEmbeddingServer) -> Iterator[None]:
     server.configure(
         rate_429=0.0, rate_503=0.0, rate_drop=0.0, rate_slow=0.0, rate_wrong_dimension=0.0,
         rate_nan=0.0, max_batch=0, poison_marker="", base64=True, retry_after_s=0.05, seed=0,
+        base64_refusal_status=400, openai_path="/v1/embeddings", api_key="",
     )  # fmt: skip
     server.reset_stats()
     yield
@@ -121,7 +127,11 @@ def test_slow_responses_time_out_and_are_retried(server):
 
 def test_a_server_that_keeps_failing_gives_up_with_a_clear_message(server):
     server.configure(rate_503=1.0)
-    with pytest.raises(EmbeddingError, match=r"failed 3 times, last with 503; giving up"):
+    expected = (
+        rf"ollama server at {server.url}/api/embed failed 3 times, last with 503: "
+        r"HTTP 503: service unavailable \(injected fault\); giving up"
+    )
+    with pytest.raises(EmbeddingError, match=expected):
         asyncio.run(embed_all(spec(server, "ollama", max_attempts=3), TEXTS[:2]))
 
 
@@ -130,7 +140,7 @@ def test_an_unreachable_server_fails_fast_and_names_the_url():
         provider="tei", model="m", url="http://127.0.0.1:9", max_attempts=2, backoff_s=0.01
     )
     with pytest.raises(
-        EmbeddingError, match=r"127\.0\.0\.1:9 failed 2 times, last with connection"
+        EmbeddingError, match=r"127\.0\.0\.1:9/embed failed 2 times, last with connection"
     ):
         asyncio.run(embed_all(unreachable, TEXTS[:1]))
 
@@ -155,3 +165,46 @@ def test_openai_endpoint_accepts_base_urls_with_or_without_v1(base, expected):
     from ingest_assets.resources.providers.http import APIS, endpoint
 
     assert endpoint(base, APIS["openai"]) == expected
+
+
+@pytest.mark.parametrize("status", [400, 500])
+def test_a_server_refusing_base64_in_any_form_is_asked_in_floats(server, status):
+    server.configure(base64=False, base64_refusal_status=status)
+    _, vectors, errors = asyncio.run(embed_all(spec(server, "openai"), TEXTS))
+    assert errors == {}
+    np.testing.assert_allclose(vectors, hashed_vectors(TEXTS, 384), atol=1e-6)
+    # One refused request, then floats: two probes and five batches of eight.
+    assert server.stats()["embed_requests"] == 1 + 2 + 5
+
+
+def test_the_other_openai_path_is_found_at_the_probe(server):
+    """Infinity serves /embeddings unless started with --url-prefix /v1."""
+    server.configure(openai_path="/embeddings")
+    _, vectors, _ = asyncio.run(embed_all(spec(server, "openai"), TEXTS))
+    np.testing.assert_allclose(vectors, hashed_vectors(TEXTS, 384), atol=1e-6)
+    assert server.stats()["requests_by_endpoint"]["/embeddings"] == 2 + 5
+
+
+def test_a_wrong_path_fails_at_once_naming_both_urls_tried(server):
+    server.configure(openai_path="/somewhere/else")
+    with pytest.raises(PermanentEmbeddingError) as failed:
+        asyncio.run(embed_all(spec(server, "openai", url=f"{server.url}/api"), TEXTS[:2]))
+    message = str(failed.value)
+    assert f"{server.url}/api/v1/embeddings" in message
+    assert f"{server.url}/api/embeddings" in message
+    assert "HTTP 404" in message and "INGEST_EMBEDDING_URL" in message
+    assert server.stats()["requests_by_endpoint"]["other"] == 2  # no retries beyond the probe
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_the_api_key_is_sent_as_a_bearer_header(server, provider):
+    server.configure(api_key="sk-right-key")
+    _, vectors, _ = asyncio.run(embed_all(spec(server, provider, api_key="sk-right-key"), TEXTS))
+    np.testing.assert_allclose(vectors, hashed_vectors(TEXTS, 384), atol=1e-6)
+    assert server.stats()["faults"]["401"] == 0
+
+    with pytest.raises(PermanentEmbeddingError) as failed:
+        asyncio.run(embed_all(spec(server, provider, api_key="sk-wrong-key"), TEXTS[:2]))
+    assert "HTTP 401" in str(failed.value) and "INGEST_EMBEDDING_API_KEY" in str(failed.value)
+    assert "sk-wrong-key" not in str(failed.value)
+    assert server.stats()["faults"]["401"] == 1  # a wrong key is not retried

@@ -274,6 +274,7 @@ def test_stats_count_requests_texts_and_faults(fake: FakeEmbeddingServer, client
         "drop": 0,
         "413": 0,
         "400": 0,
+        "401": 0,
         "wrong_dimension": 0,
         "nan": 0,
     }

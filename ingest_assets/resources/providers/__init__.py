@@ -4,7 +4,8 @@ from ingest_assets.resources.providers.base import (
     Embedder,
     EmbedderSpec,
     EmbeddingError,
+    PermanentEmbeddingError,
     open_embedder,
 )
 
-__all__ = ["Embedder", "EmbedderSpec", "EmbeddingError", "open_embedder"]
+__all__ = ["Embedder", "EmbedderSpec", "EmbeddingError", "PermanentEmbeddingError", "open_embedder"]

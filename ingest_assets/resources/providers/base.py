@@ -15,6 +15,11 @@ class EmbeddingError(Exception):
     """The embedding provider failed or returned something unusable."""
 
 
+class PermanentEmbeddingError(EmbeddingError):
+    """A failure that asking again cannot fix (a wrong URL or key, a missing model): the step
+    fails at once, without retries."""
+
+
 class BatchTooLarge(EmbeddingError):
     """The server refused the request's size (HTTP 413): split the batch."""
 

@@ -26,6 +26,7 @@ from ingest_assets.resources.providers.base import (
     EmbedderStats,
     EmbeddingError,
     InputRejected,
+    PermanentEmbeddingError,
     check_vectors,
 )
 
@@ -100,8 +101,10 @@ class HttpEmbedder:
         self._client = client
         self._api = api
         self._url = endpoint(spec.url, api)
+        self._other_path = _other_openai_path(self._url) if api.name == "openai" else None
         self._base64 = api.name == "openai"
         self._random = random.Random()
+        self._tried = ""
 
     async def prepare(self) -> None:
         """Learn the model's dimension before anything is written: two answers must agree,
@@ -142,7 +145,7 @@ class HttpEmbedder:
             delay = retry_after if retry_after is not None else self._backoff(attempt)
             if attempt >= self._spec.max_attempts or time.monotonic() + delay > deadline:
                 raise EmbeddingError(
-                    f"{self._api.name} server at {self._spec.url} failed {attempt} times, "
+                    f"{self._api.name} server at {self._url} failed {attempt} times, "
                     f"last with {outcome}; giving up"
                 )
             self.stats.retries[outcome.split(":")[0]] += 1
@@ -162,19 +165,40 @@ class HttpEmbedder:
             return "timeout", None
         except httpx.TransportError as err:
             return f"connection: {type(err).__name__}", None
-        if response.status_code in _RETRYABLE_STATUS:
-            return f"{response.status_code}", _retry_after(response)
         if response.status_code < 400:
             return self._vectors(response, len(texts))
         message = self._error_message(response)
+        if self._base64 and _refuses_base64(message):
+            # The server speaks floats only, whatever status it says it with: ask in floats.
+            self._base64 = False
+            return "encoding_format", 0.0
+        if response.status_code in _RETRYABLE_STATUS:
+            return f"{response.status_code}: {message}", _retry_after(response)
+        if response.status_code == 404 and self._other_path is not None:
+            # Servers differ on `/v1` (Infinity serves /embeddings unless started with
+            # --url-prefix /v1): try the other form once, and keep whichever answers.
+            tried, self._url, self._other_path = self._url, self._other_path, None
+            self._tried = tried
+            return "404", 0.0
         if response.status_code == 413:
             raise BatchTooLarge(message)
-        if response.status_code == 400 and self._base64 and "encoding_format" in message:
-            self._base64 = False  # the server speaks floats only; ask again without base64
-            return "encoding_format", 0.0
         if response.status_code in (400, 422):
             raise InputRejected(message)
-        raise EmbeddingError(f"{self._api.name} server answered {message}")
+        where = f"{self._api.name} server answered POST {self._url}"
+        raise PermanentEmbeddingError(f"{where} with {message}{self._hint(response)}")
+
+    def _hint(self, response: httpx.Response) -> str:
+        if response.status_code == 404 and self._api.name == "openai":
+            return (
+                f" (also tried {self._tried}); check INGEST_EMBEDDING_URL: the server's "
+                "embeddings endpoint should be URL/v1/embeddings or, for a URL ending in /v1, "
+                "URL/embeddings"
+            )
+        if response.status_code in (401, 403):
+            return "; check INGEST_EMBEDDING_API_KEY"
+        if response.status_code == 404:
+            return "; check INGEST_EMBEDDING_URL and INGEST_EMBEDDING_MODEL"
+        return ""
 
     def _vectors(
         self, response: httpx.Response, count: int
@@ -200,6 +224,21 @@ class HttpEmbedder:
         if self._spec.api_key:
             text = text.replace(self._spec.api_key, "***")
         return f"HTTP {response.status_code}: {text}"
+
+
+def _other_openai_path(url: str) -> str:
+    """`…/v1/embeddings` <-> `…/embeddings`: the other form an OpenAI-compatible server uses."""
+    base = url.removesuffix("/embeddings")
+    return (
+        base.removesuffix("/v1") + "/embeddings"
+        if base.endswith("/v1")
+        else base + "/v1/embeddings"
+    )
+
+
+def _refuses_base64(message: str) -> bool:
+    lowered = message.lower()
+    return "base64" in lowered or "encoding_format" in lowered
 
 
 def _retry_after(response: httpx.Response) -> float | None:
