@@ -37,7 +37,7 @@ from ingest_assets.local_stack import (
     prepare_dagster_environment,
 )
 from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key
-from ingest_assets.resources.postgres import exit_cleanly_on_sigterm
+from ingest_assets.resources.postgres import Database, exit_cleanly_on_sigterm
 from ingest_assets.resources.providers import EmbeddingError, open_embedder
 from ingest_assets.resources.providers.base import EmbedderSpec
 from ingest_assets.runner import RunSummary, register, run_source
@@ -154,6 +154,9 @@ class IngestGroup(click.Group):
             ) from err
         except EmbeddingError as err:
             raise click.ClickException(f"embedding provider error: {err}") from err
+        except KeyboardInterrupt:
+            console.print("interrupted; nothing was started that needs finishing")
+            sys.exit(130)
         except ShardCountMismatch as err:
             raise ConfigurationError(str(err)) from None
         except OSError as err:
@@ -216,9 +219,33 @@ def run(target: str, name: str | None, verbose: bool, parallel: int, ranges: int
         summary = run_source(
             settings, db, instance, source, LineProgress(), log_level, parallel, ranges
         )
+    if summary.interrupted is not None:
+        _print_stored(settings, db, summary)
+        sys.exit(128 + summary.interrupted)
     _print_summary(summary)
     if not summary.success:
         sys.exit(1)
+
+
+def _print_stored(settings: IngestSettings, db: Database, summary: RunSummary) -> None:
+    """What the index holds for the source now: an interrupted run's truth, whatever its
+    runs managed to report."""
+    with db.connect() as conn:
+        found = model_table(conn, settings.embedding_model)
+        rows = source_status(
+            conn, found[0] if found else None, Chunker(settings.chunk_tokens).signature
+        )
+    row = next((r for r in rows if r.source == summary.source), None)
+    stored = (
+        f"{row.documents} documents, {row.chunks} chunks, {row.chunks_with_vector} with a vector"
+        if row
+        else "nothing"
+    )
+    name = signal.Signals(summary.interrupted or signal.SIGINT).name
+    console.print(
+        f"{summary.source}: interrupted ({name}) after {summary.seconds:.1f}s, runs stopped; "
+        f"stored so far: {stored}; `ingest run {summary.source}` finishes the rest"
+    )
 
 
 def _run_target(settings: IngestSettings, target: str, name: str | None) -> SourceRecord:

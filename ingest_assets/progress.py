@@ -102,7 +102,8 @@ class ForwardingProgress:
 
 class MergedProgress:
     """Several runs' progress shown as one bar per stage: each run's `start` adds its total,
-    and a stage is finished once, by `close`, when every run is done."""
+    and a stage is finished once, by `close`, when every run has succeeded (a bar of a failed
+    or interrupted run stays where it stopped: "done" means done)."""
 
     def __init__(self, listener: ProgressListener):
         self._listener = listener
@@ -119,7 +120,8 @@ class MergedProgress:
     def finish(self, stage: str) -> None:
         pass  # other runs may still reach this stage
 
-    def close(self) -> None:
-        for stage in self._started:
-            self._listener.finish(stage)
+    def close(self, done: bool = True) -> None:
+        if done:
+            for stage in self._started:
+                self._listener.finish(stage)
         self._started.clear()

@@ -58,6 +58,7 @@ SUMMED_METADATA = (
 BATCH_TAG = "ingest/cli_batch"  # shared by the runs of one `ingest run`
 _CPU_STAGES = ("documents", "chunking")  # a run in one of these keeps a core busy
 _PR_SET_PDEATHSIG = 1
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass
@@ -70,6 +71,7 @@ class RunSummary:
     quarantined: list[tuple[str, str]] = field(default_factory=list)
     error: str | None = None
     run_ids: list[str] = field(default_factory=list)
+    interrupted: int | None = None  # the signal that stopped the runs
 
 
 @dataclass
@@ -113,28 +115,31 @@ def run_source(
     started = time.perf_counter()
     progress = progress or NoProgress()
     batch = uuid.uuid4().hex[:12]
-    if "fork" not in multiprocessing.get_all_start_methods():
-        parallel = 1  # Windows: one run (the children are forked from this process)
     planned = (
         [(0, settings.shards - 1)]
         if parallel <= 1
         else plan_ranges(db, source, settings.shards, parallel, ranges)
     )
-    if len(planned) == 1:
-        results = [
-            execute_range(settings, instance, source, planned[0], progress, log_level, batch)
-        ]
+    interrupted = None
+    if "fork" not in multiprocessing.get_all_start_methods():
+        # Windows: one run in this process (the runs are forked children elsewhere).
+        whole = (0, settings.shards - 1)
+        results = [execute_range(settings, instance, source, whole, progress, log_level, batch)]
     else:
-        results = _RangeScheduler(
-            settings, instance, source, planned, progress, log_level, batch, parallel
-        ).run()
+        # Always in children, one run too: an interrupt stops them at once (see _stop).
+        scheduler = _RangeScheduler(
+            settings, instance, source, planned, progress, log_level, batch, max(1, parallel)
+        )
+        results = scheduler.run()
+        interrupted = scheduler.interrupted
     results.sort(key=lambda r: r.first)
     summary = RunSummary(
         source=source,
         run_id=", ".join(r.run_id for r in results),
-        success=all(r.success for r in results),
+        success=interrupted is None and all(r.success for r in results),
         seconds=time.perf_counter() - started,
         run_ids=[r.run_id for r in results],
+        interrupted=interrupted,
     )
     for result in results:
         summary.totals.update(result.totals)
@@ -219,12 +224,20 @@ class _Child:
     stage: str = ""
     result: RangeResult | None = None
     open: bool = True
+    done: Counter[str] = field(default_factory=Counter)  # per stage, in this run's attempt
 
 
 class _RangeScheduler:
     """Runs the ranges in forked children, at most `parallel` at once and at most
     `parallel - 1` in a CPU-bound stage (listing, extraction, chunking), so that a new run
-    starts its extraction when an earlier one moves on to embedding."""
+    starts its extraction when an earlier one moves on to embedding.
+
+    Interrupts: the children ignore SIGINT (a Ctrl-C reaches the whole process group), and
+    this process decides. The first SIGINT or SIGTERM kills every child (a run may be deep
+    in a C call that would not see a gentler signal for minutes; everything committed is
+    kept and nothing half-done is marked done, as after a kill -9, and PostgreSQL releases a
+    dead connection's locks), marks their runs canceled and returns; a second one exits at
+    once."""
 
     def __init__(
         self,
@@ -249,25 +262,50 @@ class _RangeScheduler:
         self._cpu_slots = max(1, parallel - 1)
         self._running: list[_Child] = []
         self._results: list[RangeResult] = []
+        self.interrupted: int | None = None
 
     def run(self) -> list[RangeResult]:
         context = multiprocessing.get_context("fork")
+        handlers = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
         try:
-            while self._waiting or self._running:
+            while (self._waiting or self._running) and self.interrupted is None:
                 while self._waiting and self._may_start():
                     self._start(context, self._waiting.pop(0))
                 self._wait()
         finally:
-            # Interrupted: stop the children's runs (SIGTERM lets Dagster record the failure).
-            for child in self._running:
-                child.process.terminate()
-            for child in self._running:
-                child.process.join(timeout=10)
-                if child.process.is_alive():
-                    child.process.kill()
-                    child.process.join()
-            self._progress.close()
+            self._stop()
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+            succeeded = self.interrupted is None and all(r.success for r in self._results)
+            self._progress.close(done=succeeded)
         return self._results
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        if self.interrupted is None:
+            self.interrupted = signum  # the loop sees it within a second
+            return
+        self._kill_children()  # a second interrupt: no waiting at all
+        os._exit(128 + signum)
+
+    def _kill_children(self) -> None:
+        for child in self._running:
+            with contextlib.suppress(OSError):
+                child.process.kill()
+
+    def _stop(self) -> None:
+        """Kill the runs still going (interrupted, or this process failed) and mark them
+        canceled in Dagster, so the UI does not show them running forever."""
+        self._kill_children()
+        for child in self._running:
+            child.process.join()
+            run = self._instance.get_run_by_id(child.run_id)
+            if run is not None and not run.is_finished:
+                with contextlib.suppress(Exception):
+                    self._instance.report_run_canceled(run, message="`ingest run` was stopped")
+            error = "stopped by an interrupt" if self.interrupted else "stopped"
+            stopped = RangeResult(*child.shards, child.run_id, False, error=error)
+            self._results.append(child.result or stopped)
+        self._running.clear()
 
     def _may_start(self) -> bool:
         in_cpu = sum(1 for c in self._running if c.stage in ("", *_CPU_STAGES))
@@ -314,8 +352,13 @@ class _RangeScheduler:
         kind, stage, value = message
         if kind == "start":
             child.stage = stage
-            self._progress.start(stage, value)
+            if stage in child.done:  # a stage retry: the same work again, not more of it
+                self._progress.advance(stage, -child.done.pop(stage))
+            else:
+                self._progress.start(stage, value)
+            child.done[stage] = 0
         elif kind == "advance":
+            child.done[stage] += value
             self._progress.advance(stage, value)
         elif kind == "finish":
             self._progress.finish(stage)
@@ -348,6 +391,7 @@ def _child_main(
     """A forked child: one run over `shards` against its own instance and connections (the
     parent's are never touched here); dies with the parent."""
     _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides (see _RangeScheduler)
     _fresh_stdio()
     progress = ForwardingProgress(writer.send)
     try:
