@@ -51,6 +51,7 @@ SUMMED_METADATA = (
     "documents_unchanged",
     "documents_deleted",
     "documents_failed",
+    "documents_skipped",
     "chunks_written",
     "texts_embedded",
     "texts_reused",
@@ -72,6 +73,7 @@ class RunSummary:
     error: str | None = None
     run_ids: list[str] = field(default_factory=list)
     interrupted: int | None = None  # the signal that stopped the runs
+    skipped: dict[str, dict] = field(default_factory=dict)  # files not read, by extension
 
 
 @dataclass
@@ -84,6 +86,15 @@ class RangeResult:
     success: bool
     totals: Counter[str] = field(default_factory=Counter)
     error: str | None = None
+    skipped: dict[str, dict] = field(default_factory=dict)  # as raw_documents' skipped_files
+
+
+def merge_skipped(into: dict[str, dict], more: dict[str, dict], examples: int = 3) -> None:
+    """Add one partition's skipped files (by extension: count and a few names) to `into`."""
+    for kind, entry in more.items():
+        merged = into.setdefault(kind, {"count": 0, "examples": []})
+        merged["count"] += entry["count"]
+        merged["examples"] = (merged["examples"] + entry["examples"])[:examples]
 
 
 def register(
@@ -143,6 +154,7 @@ def run_source(
     )
     for result in results:
         summary.totals.update(result.totals)
+        merge_skipped(summary.skipped, result.skipped)
     errors = [r for r in results if r.error]
     if len(errors) == 1 and len(results) == 1:
         summary.error = errors[0].error
@@ -210,6 +222,8 @@ def execute_range(
         for key in SUMMED_METADATA:
             if key in metadata:
                 outcome.totals[key] += int(metadata[key].value)  # type: ignore[arg-type]
+        if "skipped_files" in metadata:
+            merge_skipped(outcome.skipped, metadata["skipped_files"].value)  # type: ignore[arg-type]
     if not result.success:
         outcome.error = _failure_message(result)
     return outcome

@@ -111,3 +111,22 @@ def ingest_folder(tmp_path, db) -> dict[str, str]:
     result = ingest(tmp_path / "home", "run", str(folder), env=env)
     assert result.returncode == 0, result.stderr
     return env
+
+
+def test_files_of_unsupported_kinds_are_counted_and_named(tmp_path, db, ingest_folder):
+    folder = tmp_path / "docs"
+    (folder / "img").mkdir()
+    (folder / "img" / "logo.svg").write_text("<svg/>")
+    (folder / "img" / "chart.svg").write_text("<svg/>")
+    (folder / "report.docx").write_bytes(b"PK\x03\x04")
+    (folder / ".hidden.svg").write_text("<svg/>")  # hidden files are not the user's documents
+
+    result = ingest(tmp_path / "home", "run", str(folder), env=ingest_folder)
+
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stderr.split())
+    assert "3 files skipped" in text
+    assert (
+        "skipped, not a kind it reads: .svg 2 (img/chart.svg, img/logo.svg), .docx 1 (report.docx)"
+        in text
+    )

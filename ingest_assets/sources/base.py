@@ -56,6 +56,9 @@ class Source(Protocol):
     # Document-id prefixes the last listing could not see into (an unreadable folder): their
     # documents are not known to be deleted.
     unlisted_prefixes: list[str]
+    # Ids of entries the last listing passed over as not documents it can read (a folder's
+    # files of unsupported kinds), so that they are counted and named instead of vanishing.
+    skipped: list[str]
 
     def list_documents(self) -> Iterator[DocumentRef]: ...
 

@@ -50,6 +50,7 @@ class FolderSource(ReadingSource):
         self.name = name
         self.root = root.expanduser().resolve()
         self.unlisted_prefixes: list[str] = []
+        self.skipped: list[str] = []
 
     @classmethod
     def from_record(cls, record: registry.SourceRecord) -> FolderSource:
@@ -61,6 +62,7 @@ class FolderSource(ReadingSource):
         if not self.root.is_dir():
             raise UnreadableDocument(f"source {self.name!r}: folder {self.root} does not exist")
         self.unlisted_prefixes = []
+        self.skipped = []
 
         def unlisted(error: OSError) -> None:
             # A folder we cannot look into is not a folder whose files were deleted.
@@ -74,10 +76,13 @@ class FolderSource(ReadingSource):
         for dirpath, dirnames, filenames in walk:
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             for filename in sorted(filenames):
-                suffix = os.path.splitext(filename)[1].lower()
-                if filename.startswith(".") or suffix not in SUPPORTED_SUFFIXES:
+                if filename.startswith("."):
                     continue
+                suffix = os.path.splitext(filename)[1].lower()
                 path = os.path.join(dirpath, filename)
+                if suffix not in SUPPORTED_SUFFIXES:
+                    self.skipped.append(_doc_id(path[prefix:]))
+                    continue
                 try:
                     stat_ = os.stat(path)
                 except OSError:

@@ -216,6 +216,7 @@ class WebSource:
         self.location = location
         self.options = options
         self.unlisted_prefixes: list[str] = []
+        self.skipped: list[str] = []
         self.skipped: list[tuple[str, str]] = []  # (url, reason): not listed, e.g. robots.txt
         self._web: WebClient | None = None
 
