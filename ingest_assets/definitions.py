@@ -92,7 +92,7 @@ def build_definitions(
         assets=assets,
         asset_checks=checks,
         jobs=[ingest_job, checks_job],
-        sensors=build_sensors(settings, ingest_job),
+        sensors=build_sensors(settings, INGEST_JOB),
         resources={**build_resources(settings), "progress": progress or NoProgress()},
     )
 

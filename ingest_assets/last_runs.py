@@ -12,17 +12,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    BACKFILL_ID_TAG,
-    PARENT_RUN_ID_TAG,
-    PARTITION_NAME_TAG,
-    SENSOR_NAME_TAG,
-)
 
 from ingest_assets.partitions import partition_key
 from ingest_assets.sensors import RANGE_START, SOURCE_TAG
 
 TRIGGER_TAG = "ingest/trigger"
+# Dagster's own run tags (documented names; its constants live in a private module).
+BACKFILL_ID_TAG = "dagster/backfill"
+PARENT_RUN_ID_TAG = "dagster/parent_run_id"
+PARTITION_NAME_TAG = "dagster/partition"
+SENSOR_NAME_TAG = "dagster/sensor_name"
 
 
 @dataclass(frozen=True)

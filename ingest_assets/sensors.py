@@ -10,7 +10,6 @@ from typing import Any
 
 import dagster as dg
 import psycopg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from ingest_assets import fanout
 from ingest_assets.lib.fingerprints import changed_shards, shard_digests
@@ -73,13 +72,13 @@ def has_unfinished_run(instance: dg.DagsterInstance, source: str) -> bool:
 
 
 def build_sensors(
-    settings: IngestSettings, job: UnresolvedAssetJobDefinition
+    settings: IngestSettings, job_name: str
 ) -> list[dg.SensorDefinition]:
     shards = settings.shards
 
     @dg.sensor(
         name="sources_sensor",
-        job=job,
+        job_name=job_name,
         # Reads one YAML file and compares it with the database: cheap, so a new source is
         # picked up within seconds whatever the change sensor's (listing) interval is.
         minimum_interval_seconds=min(settings.sensor_interval_s, SOURCES_SENSOR_INTERVAL_S),
@@ -126,7 +125,7 @@ def build_sensors(
 
     @dg.sensor(
         name="changes_sensor",
-        job=job,
+        job_name=job_name,
         minimum_interval_seconds=settings.sensor_interval_s,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Requests runs only for shards with new, changed or deleted documents.",
@@ -157,7 +156,7 @@ def build_sensors(
 
     @dg.sensor(
         name="notify_sensor",
-        job=job,
+        job_name=job_name,
         minimum_interval_seconds=NOTIFY_SENSOR_INTERVAL_S,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(

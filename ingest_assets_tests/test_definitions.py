@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from importlib import resources
 
 import dagster as dg
@@ -76,3 +77,15 @@ def test_the_run_queue_starts_runs_within_a_second_and_side_by_side():
     queue = config["run_coordinator"]["config"]
     assert queue["dequeue_interval_seconds"] == 1
     assert queue["dequeue_use_threads"] is True
+
+
+def test_only_one_module_imports_private_dagster_modules():
+    """Dagster's private modules change between releases: one adapter module may use them,
+    and says why (ingest_assets/dagster_processes.py)."""
+    private = re.compile(r"^\s*(from|import)\s+dagster(_\w+)?\._", re.MULTILINE)
+    users = sorted(
+        str(path.relative_to(REPO_ROOT))
+        for path in (REPO_ROOT / "ingest_assets").rglob("*.py")
+        if private.search(path.read_text())
+    )
+    assert users == ["ingest_assets/dagster_processes.py"]
