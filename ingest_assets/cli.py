@@ -655,7 +655,8 @@ def backfill(source_name: str, which: str, url: str, force: bool) -> None:
 
 @main.command()
 @click.option("--port", default=3000, show_default=True)
-def dev(port: int) -> None:
+@click.option("--verbose", is_flag=True, help="Show the daemon's and webserver's INFO lines.")
+def dev(port: int, verbose: bool) -> None:
     """Run the Dagster UI and daemon on the project's instance (Ctrl-C stops both)."""
     settings = _settings()
     db_url = database_url(settings)  # the embedded server stays up while this command runs
@@ -665,7 +666,9 @@ def dev(port: int) -> None:
     workspace.write_text(yaml.safe_dump({"load_from": [{"python_module": WORKSPACE_MODULE}]}))
     target = ["-w", str(workspace)]
     command = [sys.executable, "-m", "ingest_assets.dagster_processes", "dev", *target]
-    command += ["-h", "127.0.0.1", "-p", str(port)]
+    # The daemon says at INFO every few seconds that each sensor had nothing to do; the UI
+    # has all of it, the console only what needs attention unless asked.
+    command += ["-h", "127.0.0.1", "-p", str(port), "--log-level", "info" if verbose else "warning"]
     console.print(f"DAGSTER_HOME={os.environ['DAGSTER_HOME']}; UI on http://127.0.0.1:{port}")
     # Started as a background job, this process and its children inherit an ignored SIGINT;
     # Ctrl-C (SIGINT to the process group) is how `ingest dev` stops, so take it back.

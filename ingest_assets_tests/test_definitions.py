@@ -89,3 +89,17 @@ def test_only_one_module_imports_private_dagster_modules():
         if private.search(path.read_text())
     )
     assert users == ["ingest_assets/dagster_processes.py"]
+
+
+def test_the_layers_below_the_dagster_layer_import_no_dagster():
+    """ARCHITECTURE.md's boundary: plain values in, plain values out."""
+    below = ["lib", "store", "sources", "resources/providers", "fanout.py"]
+    uses_dagster = re.compile(r"^\s*(from|import)\s+dagster\b", re.MULTILINE)
+    offenders = [
+        str(path.relative_to(REPO_ROOT))
+        for part in below
+        for path in sorted((REPO_ROOT / "ingest_assets" / part).glob("**/*.py"))
+        + ([REPO_ROOT / "ingest_assets" / part] if part.endswith(".py") else [])
+        if path.is_file() and uses_dagster.search(path.read_text())
+    ]
+    assert offenders == []
