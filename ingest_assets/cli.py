@@ -272,19 +272,15 @@ def _print_summary(summary: RunSummary) -> None:
         f"{t['documents_changed']} changed, {t['documents_unchanged']} unchanged, "
         f"{t['documents_deleted']} deleted, {len(summary.quarantined)} quarantined"
         + (f", {t['documents_failed']} failed" if t["documents_failed"] else "")
-        + (f", {t['documents_skipped']} files skipped" if t["documents_skipped"] else "")
+        + (f", {t['documents_skipped']} skipped" if t["documents_skipped"] else "")
         + f"; chunks {t['chunks_written']} written; vectors {t['texts_embedded']} written, "
         f"{t['texts_reused']} reused; {summary.seconds:.1f}s "
         + (f"(runs {summary.run_id})" if len(summary.run_ids) > 1 else f"(run {summary.run_id})")
     )
     if t["texts_embedded"] == 0 and summary.success:
         console.print("Nothing to embed: every chunk already has a vector.")
-    if summary.skipped:
-        kinds = ", ".join(
-            f"{kind} {entry['count']} ({', '.join(entry['examples'])})"
-            for kind, entry in sorted(summary.skipped.items(), key=lambda kv: -kv[1]["count"])
-        )
-        console.print(f"skipped, not a kind it reads: {kinds}")
+    for reason, entry in sorted(summary.skipped.items(), key=lambda kv: -kv[1]["count"]):
+        console.print(f"skipped {entry['count']} ({reason}), e.g. {', '.join(entry['examples'])}")
     for doc_id, reason in summary.quarantined[:20]:
         console.print(f"[yellow]quarantined[/yellow] {doc_id}: {reason}")
     if summary.error:

@@ -73,7 +73,7 @@ class RunSummary:
     error: str | None = None
     run_ids: list[str] = field(default_factory=list)
     interrupted: int | None = None  # the signal that stopped the runs
-    skipped: dict[str, dict] = field(default_factory=dict)  # files not read, by extension
+    skipped: dict[str, dict] = field(default_factory=dict)  # entries not read, by reason
 
 
 @dataclass
@@ -86,11 +86,11 @@ class RangeResult:
     success: bool
     totals: Counter[str] = field(default_factory=Counter)
     error: str | None = None
-    skipped: dict[str, dict] = field(default_factory=dict)  # as raw_documents' skipped_files
+    skipped: dict[str, dict] = field(default_factory=dict)  # as raw_documents' `skipped`
 
 
 def merge_skipped(into: dict[str, dict], more: dict[str, dict], examples: int = 3) -> None:
-    """Add one partition's skipped files (by extension: count and a few names) to `into`."""
+    """Add one partition's skipped entries (by reason: count and a few names) to `into`."""
     for kind, entry in more.items():
         merged = into.setdefault(kind, {"count": 0, "examples": []})
         merged["count"] += entry["count"]
@@ -222,8 +222,8 @@ def execute_range(
         for key in SUMMED_METADATA:
             if key in metadata:
                 outcome.totals[key] += int(metadata[key].value)  # type: ignore[arg-type]
-        if "skipped_files" in metadata:
-            merge_skipped(outcome.skipped, metadata["skipped_files"].value)  # type: ignore[arg-type]
+        if "skipped" in metadata:
+            merge_skipped(outcome.skipped, metadata["skipped"].value)  # type: ignore[arg-type]
     if not result.success:
         outcome.error = _failure_message(result)
     return outcome

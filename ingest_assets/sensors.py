@@ -71,9 +71,7 @@ def has_unfinished_run(instance: dg.DagsterInstance, source: str) -> bool:
     return bool(records)
 
 
-def build_sensors(
-    settings: IngestSettings, job_name: str
-) -> list[dg.SensorDefinition]:
+def build_sensors(settings: IngestSettings, job_name: str) -> list[dg.SensorDefinition]:
     shards = settings.shards
 
     @dg.sensor(

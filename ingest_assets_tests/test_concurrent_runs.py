@@ -1,5 +1,6 @@
 """Two `ingest run` processes and a change-sensor run over the same source at once share the
-embedded PostgreSQL, take turns per shard, and leave no duplicate rows."""
+embedded PostgreSQL, take turns per shard, and leave no duplicate rows; each document is new
+to exactly one of the three writers."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from benchmarks.corpus import generate_corpus
 from ingest_assets.resources.postgres import embedded_server_url
 from ingest_assets.store.vectors import vector_table_name
 from ingest_assets.testing.environment import isolated_environment
+from ingest_assets_tests.conftest import REPO_ROOT
 
 
 def test_concurrent_runs_over_the_same_shards_do_not_duplicate_anything(tmp_path: Path):
@@ -28,12 +30,20 @@ def test_concurrent_runs_over_the_same_shards_do_not_duplicate_anything(tmp_path
     # Start the shared server first, as `ingest dev` would, so both runs join it.
     url = embedded_server_url(home / "pg")
     command = [sys.executable, "-m", "ingest_assets.cli", "run", str(corpus), "--name", "docs"]
-    runs = [
-        subprocess.Popen(
-            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    sensor = [sys.executable, "-m", "ingest_assets_tests.sensor_run", str(corpus)]
+
+    def start(each: list[str]) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            each, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        for _ in range(2)
-    ]
+
+    # The sensor sees every document as new before either run starts, so its runs really
+    # write beside theirs.
+    third = start(sensor)
+    assert third.stdout is not None
+    requested = third.stdout.readline()
+    assert requested.startswith("requested: ") and int(requested.split()[1]) >= 1, requested
+    runs = [start(command), start(command), third]
     outputs = [run.communicate(timeout=300) for run in runs]
     for run, (_, stderr) in zip(runs, outputs, strict=True):
         assert run.returncode == 0, stderr[-2000:]
@@ -54,7 +64,8 @@ def test_concurrent_runs_over_the_same_shards_do_not_duplicate_anything(tmp_path
     assert chunks[0] == chunks[1]
     assert vectors[0] == chunks[2]
     new_counts = [int(_field(stderr, "new,")) for _, stderr in outputs[:2]]
-    assert sum(new_counts) <= 150  # the sensor's run may have seen some documents first
+    sensor_new = int(outputs[2][0].split("new: ")[1])
+    assert sum(new_counts) + sensor_new == 150  # each document is new to exactly one run
 
 
 def _field(stderr: str, marker: str) -> str:

@@ -1,7 +1,6 @@
 """Stage 1: list each shard's documents, detect new/changed/deleted ones, extract their text."""
 
 import itertools
-import os
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -41,7 +40,7 @@ _WRITE_BATCH = 100
 class ScanReport:
     counts: Counter[tuple[int, str]] = field(default_factory=Counter)
     failures: list[tuple[str, str]] = field(default_factory=list)  # (doc_id, reason), retryable
-    skipped: dict[int, list[str]] = field(default_factory=dict)  # shard -> files not read
+    skipped: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # (id, reason)
     slowest: list[tuple[float, str, int]] = field(default_factory=list)  # (s, doc_id, shard)
 
     def count(self, shard: int, outcome: str) -> None:
@@ -126,11 +125,11 @@ def scan_source(
         progress.advance()
     flush()
 
-    for doc_id in source.skipped:
+    for doc_id, reason in source.skipped:
         shard = shard_of(doc_id, shard_count)
         if shard in wanted:
             report.count(shard, "skipped")
-            report.skipped.setdefault(shard, []).append(doc_id)
+            report.skipped.setdefault(shard, []).append((doc_id, reason))
     listed = {r.doc_id for r in refs}
     unseen = tuple(source.unlisted_prefixes)
     gone = [
@@ -304,9 +303,9 @@ def build_raw_documents(
                             "slowest_documents": dg.MetadataValue.md(
                                 _bullets(report.slowest_in(shard), limit=5)
                             ),
-                            # Files of kinds it cannot read, by extension with a few names.
-                            "skipped_files": dg.MetadataValue.json(
-                                skipped_by_kind(report.skipped.get(shard, []))
+                            # Entries the listing passed over, by reason with a few names.
+                            "skipped": dg.MetadataValue.json(
+                                skipped_by_reason(report.skipped.get(shard, []))
                             ),
                         },
                         partition_key=partition_key(source_name, shard),
@@ -324,16 +323,15 @@ def build_raw_documents(
     return raw_documents
 
 
-def skipped_by_kind(doc_ids: Iterable[str], examples: int = 3) -> dict[str, dict]:
-    """{".svg": {"count": 2, "examples": ["img/logo.svg", ...]}, ...}"""
-    kinds: dict[str, dict] = {}
-    for doc_id in doc_ids:
-        kind = os.path.splitext(doc_id)[1].lower() or "(no extension)"
-        entry = kinds.setdefault(kind, {"count": 0, "examples": []})
+def skipped_by_reason(entries: Iterable[tuple[str, str]], examples: int = 3) -> dict[str, dict]:
+    """{"not a kind it reads: .svg": {"count": 2, "examples": ["img/logo.svg", ...]}, ...}"""
+    reasons: dict[str, dict] = {}
+    for doc_id, reason in entries:
+        entry = reasons.setdefault(reason, {"count": 0, "examples": []})
         entry["count"] += 1
         if len(entry["examples"]) < examples:
             entry["examples"].append(doc_id)
-    return kinds
+    return reasons
 
 
 def _bullets(lines: Iterable[str], limit: int = 50) -> str:

@@ -56,9 +56,9 @@ class Source(Protocol):
     # Document-id prefixes the last listing could not see into (an unreadable folder): their
     # documents are not known to be deleted.
     unlisted_prefixes: list[str]
-    # Ids of entries the last listing passed over as not documents it can read (a folder's
-    # files of unsupported kinds), so that they are counted and named instead of vanishing.
-    skipped: list[str]
+    # (id, reason) of entries the last listing passed over (a folder's files of kinds it does
+    # not read, a URL robots.txt disallows), so that they are counted and named.
+    skipped: list[tuple[str, str]]
 
     def list_documents(self) -> Iterator[DocumentRef]: ...
 

@@ -50,7 +50,7 @@ class FolderSource(ReadingSource):
         self.name = name
         self.root = root.expanduser().resolve()
         self.unlisted_prefixes: list[str] = []
-        self.skipped: list[str] = []
+        self.skipped: list[tuple[str, str]] = []
 
     @classmethod
     def from_record(cls, record: registry.SourceRecord) -> FolderSource:
@@ -81,7 +81,8 @@ class FolderSource(ReadingSource):
                 suffix = os.path.splitext(filename)[1].lower()
                 path = os.path.join(dirpath, filename)
                 if suffix not in SUPPORTED_SUFFIXES:
-                    self.skipped.append(_doc_id(path[prefix:]))
+                    kind = suffix or "no extension"
+                    self.skipped.append((_doc_id(path[prefix:]), f"not a kind it reads: {kind}"))
                     continue
                 try:
                     stat_ = os.stat(path)

@@ -57,7 +57,7 @@ class TableSource:
         self.table = table
         self.options = options
         self.unlisted_prefixes: list[str] = []
-        self.skipped: list[str] = []
+        self.skipped: list[tuple[str, str]] = []
         self._conn: psycopg.Connection | None = None
         self._suffix = _SUFFIX_BY_MARKUP[options.markup]
 

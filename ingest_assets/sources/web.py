@@ -216,7 +216,6 @@ class WebSource:
         self.location = location
         self.options = options
         self.unlisted_prefixes: list[str] = []
-        self.skipped: list[str] = []
         self.skipped: list[tuple[str, str]] = []  # (url, reason): not listed, e.g. robots.txt
         self._web: WebClient | None = None
 
@@ -251,6 +250,7 @@ class WebSource:
 
     def list_documents(self) -> Iterator[DocumentRef]:
         self.skipped = []
+        self.unlisted_prefixes = []
         seen: set[str] = set()
         for raw in self.page_urls():
             url, _ = urldefrag(raw.strip())
@@ -354,7 +354,10 @@ class SitemapSource(WebSource):
     def page_urls(self) -> Iterator[str]:
         for count, url in enumerate(self._sitemap(self.location, depth=0), 1):
             if count > self.options.max_pages:
-                self.skipped.append((self.location, f"more than {self.options.max_pages} pages"))
+                limit = self.options.max_pages
+                self.skipped.append((self.location, f"sitemap lists more than {limit} pages"))
+                # The pages past the limit were not seen, not deleted: infer no deletion.
+                self.unlisted_prefixes = [""]
                 return
             yield url
 

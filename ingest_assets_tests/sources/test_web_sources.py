@@ -123,6 +123,27 @@ def test_unchanged_pages_cost_a_304_each_and_changes_are_picked_up(ingest, db, s
     assert left == (0,)
 
 
+def test_a_sitemap_over_max_pages_deletes_nothing_and_says_so(ingest, db, site):
+    ingest(sitemap(site))
+    assert sum(not deleted for *_, deleted in documents(db).values()) == 3
+
+    summary = ingest(sitemap(site, max_pages=2))  # the third listed page is past the limit
+
+    assert summary.success, summary.error
+    assert summary.totals["documents_deleted"] == 0
+    assert sum(not deleted for *_, deleted in documents(db).values()) == 3
+    (reason,) = [r for r in summary.skipped if "more than" in r]
+    assert reason == "sitemap lists more than 2 pages"
+
+
+def test_robots_disallowed_pages_are_counted_as_skipped(ingest, site):
+    summary = ingest(sitemap(site))
+    assert summary.skipped["disallowed by robots.txt"] == {
+        "count": 1,
+        "examples": [site.url("/private/secrets")],
+    }
+
+
 def test_a_page_gone_from_the_server_but_still_in_the_sitemap_is_deleted(ingest, db, site):
     ingest(sitemap(site))
     site.pages["/tuning"].status = 410
