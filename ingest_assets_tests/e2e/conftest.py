@@ -35,7 +35,7 @@ CHECKS = (
     ("chunks", "no_chunks_of_deleted_documents"),
     ("raw_documents", "quarantined_documents"),
 )
-SENSORS = ("sources_sensor", "changes_sensor")
+SENSORS = ("sources_sensor", "changes_sensor", "notify_sensor")
 RANGE_START = "dagster/asset_partition_range_start"
 RANGE_END = "dagster/asset_partition_range_end"
 BACKFILL_TAG = "dagster/backfill"
