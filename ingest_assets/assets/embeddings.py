@@ -3,21 +3,21 @@
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import dagster as dg
 import numpy as np
 import psycopg
 
-from ingest_assets.lib.batching import batch_indices
+from ingest_assets.lib.batching import AdaptiveBatchSize, batch_indices
 from ingest_assets.lib.chunking import embedding_input
 from ingest_assets.partitions import partition_key, shards_by_source
 from ingest_assets.progress import ProgressListener, StageProgress
 from ingest_assets.resources.embeddings import EmbeddingResource
 from ingest_assets.resources.postgres import PostgresResource
 from ingest_assets.resources.providers import Embedder, EmbeddingError, PermanentEmbeddingError
-from ingest_assets.resources.providers.base import embed_isolating
+from ingest_assets.resources.providers.base import BatchTooLarge, embed_isolating
 from ingest_assets.store.chunks import quarantine_texts
 from ingest_assets.store.locks import shard_locks
 from ingest_assets.store.vectors import (
@@ -41,6 +41,7 @@ class EmbedOutcome:
     written: int = 0
     rejected: dict[bytes, str] = field(default_factory=dict)  # text hash -> server's reason
     error: BaseException | None = None
+    batch_size: int = 0  # texts per request at the end, as the step adapted it
 
 
 def length_sorted_batches(
@@ -63,8 +64,10 @@ async def embed_source(
     stage: StageProgress,
 ) -> EmbedOutcome:
     """Stream the missing texts, keep `max_concurrency` requests in flight, and write each
-    finished batch while the next ones are being embedded."""
+    finished batch while the next ones are being embedded. The batch size starts at the
+    configured one and adapts to the server (AdaptiveBatchSize)."""
     outcome = EmbedOutcome()
+    sizer = AdaptiveBatchSize(limits.batch_size, limits.max_batch_tokens)
     stage.start(count_pending_texts(reader, table, source, shards))
     finished: asyncio.Queue[tuple[list[PendingText], np.ndarray] | None] = asyncio.Queue(
         _WRITE_QUEUE
@@ -82,10 +85,17 @@ async def embed_source(
                     outcome.per_shard[(pending.shard, "embedded")] += 1
                 outcome.per_shard[(pending.shard, "tokens")] += pending.token_count
 
+    async def embed_sized(texts: Sequence[str]) -> np.ndarray:
+        try:
+            return await embedder.embed(texts)
+        except BatchTooLarge:
+            sizer.too_large(len(texts))
+            raise
+
     async def embed_batch(batch: list[PendingText]) -> None:
         texts = [embedding_input(p.context, p.text) for p in batch]
         try:
-            vectors, errors = await embed_isolating(embedder.embed, texts, embedder.dimension)
+            vectors, errors = await embed_isolating(embed_sized, texts, embedder.dimension)
         except BaseException as err:
             outcome.error = outcome.error or err
             return
@@ -93,6 +103,7 @@ async def embed_source(
             slots.release()
         for position, reason in errors.items():
             outcome.rejected[batch[position].text_hash] = reason
+        sizer.record(len(batch), time.monotonic())
         keep = [i for i in range(len(batch)) if i not in errors]
         if keep:
             await finished.put(([batch[i] for i in keep], vectors[keep]))
@@ -103,7 +114,7 @@ async def embed_source(
     in_flight: set[asyncio.Task[None]] = set()
     try:
         for block in pending_texts(reader, table, source, shards):
-            for batch in length_sorted_batches(block, limits.batch_size, limits.max_batch_tokens):
+            for batch in length_sorted_batches(block, sizer.items, sizer.tokens):
                 await slots.acquire()
                 if outcome.error is not None or writing.done():
                     slots.release()
@@ -118,6 +129,7 @@ async def embed_source(
         if not writing.done():
             await finished.put(None)
         await writing  # re-raises a database error from the writer
+    outcome.batch_size = sizer.items
     return outcome
 
 
@@ -211,6 +223,7 @@ def build_embeddings(
                                 or "none"
                             ),
                             "model": embedder.model,
+                            "batch_size_chosen": outcome.batch_size,
                             "vector_table": table,
                             **_request_metadata(embedder, seconds),
                         },

@@ -23,3 +23,83 @@ def batch_indices(token_lengths: Sequence[int], max_items: int, max_tokens: int)
     if current:
         batches.append(current)
     return batches
+
+
+class AdaptiveBatchSize:
+    """The batch size (items, and tokens in proportion) chosen by measured throughput: it
+    doubles while a window of requests embeds texts at least `gain` faster than the window
+    before it, steps back when a larger size was slower, and never goes above a size the
+    server refused as too large (HTTP 413). Servers differ: one with a fixed cost per request
+    wants large batches, one without does not care, and neither says so.
+
+    Completions are recorded as they come; the first `settle` after a change still carry the
+    old size and are not measured."""
+
+    def __init__(
+        self,
+        items: int,
+        tokens: int,
+        *,
+        max_factor: int = 8,
+        window: int = 16,
+        settle: int = 4,
+        gain: float = 1.05,
+    ):
+        self._base = (items, tokens)
+        self._factor = 1
+        self._ceiling = max_factor
+        self._window = window
+        self._settle = settle
+        self._gain = gain
+        self._best = 0.0
+        self._climbing = max_factor > 1
+        self._skip = 0
+        self._texts = 0
+        self._requests = 0
+        self._started: float | None = None
+
+    @property
+    def items(self) -> int:
+        return self._base[0] * self._factor
+
+    @property
+    def tokens(self) -> int:
+        return self._base[1] * self._factor
+
+    def record(self, texts: int, now: float) -> None:
+        """A request of `texts` texts completed at `now` (seconds, monotonic)."""
+        if not self._climbing:
+            return
+        if self._skip:
+            self._skip -= 1
+            return
+        if self._started is None:
+            self._started = now  # the window's clock starts at its first completion
+            return
+        self._texts += texts
+        self._requests += 1
+        if self._requests < self._window:
+            return
+        rate = self._texts / max(now - self._started, 1e-9)
+        if rate >= self._best * self._gain and self._factor * 2 <= self._ceiling:
+            self._best = rate
+            self._change(self._factor * 2)
+        elif rate < self._best / self._gain:
+            self._change(max(1, self._factor // 2))  # the last size was better: keep it
+            self._climbing = False
+        else:
+            self._climbing = False
+
+    def too_large(self, texts: int) -> None:
+        """The server refused a request of `texts` texts: stay below that from now on."""
+        fitting = max(1, texts // 2) // max(1, self._base[0])
+        self._ceiling = max(1, min(self._ceiling, fitting))
+        if self._factor > self._ceiling:
+            self._change(self._ceiling)
+        self._climbing = False
+
+    def _change(self, factor: int) -> None:
+        self._factor = factor
+        self._skip = self._settle
+        self._texts = self._requests = 0
+        self._started = None

@@ -1,6 +1,6 @@
 import pytest
 
-from ingest_assets.lib.batching import batch_indices
+from ingest_assets.lib.batching import AdaptiveBatchSize, batch_indices
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,54 @@ def test_every_index_appears_once_in_order():
 def test_rejects_non_positive_limits(items, tokens):
     with pytest.raises(ValueError):
         batch_indices([1], items, tokens)
+
+
+def serve(sizer: AdaptiveBatchSize, base_ms: float, per_item_ms: float, requests: int = 400):
+    """A server that handles one batch at a time, base_ms + per_item_ms per text: feed the
+    sizer each completion; return the sizes it asked for, in order."""
+    now, sizes = 0.0, []
+    for _ in range(requests):
+        size = sizer.items
+        sizes.append(size)
+        now += (base_ms + per_item_ms * size) / 1000
+        sizer.record(size, now)
+    return sizes
+
+
+@pytest.mark.parametrize(
+    ("base_ms", "per_item_ms", "chosen"),
+    [
+        (4.0, 0.484375, 256),  # the benchmark's GPU-like server: large batches win
+        (20.0, 0.5, 256),  # a large fixed cost per request: as large as allowed
+        (0.0, 0.5, 64),  # no cost per request: no size is better, the first doubling stays
+        (0.5, 0.5, 64),  # a small one: +1.5 % for 64 is not worth climbing further
+    ],
+)
+def test_the_batch_size_climbs_while_throughput_grows(base_ms, per_item_ms, chosen):
+    sizer = AdaptiveBatchSize(32, 8192)
+    sizes = serve(sizer, base_ms, per_item_ms)
+    assert sizes[0] == 32
+    assert sizes[-1] == chosen
+    assert sizer.tokens == 8192 * chosen // 32  # the token budget grows in proportion
+    assert sizes == sorted(sizes) or sizes[-1] < max(sizes)  # up, then at most one step back
+
+
+def test_a_size_that_was_slower_is_given_up():
+    sizer = AdaptiveBatchSize(32, 8192, window=4, settle=0)
+    now = 0.0
+    for rate in (1000, 1200, 900):  # texts/s at 32, 64 and 128 texts a request
+        for _ in range(5):
+            now += sizer.items / rate
+            sizer.record(sizer.items, now)
+    assert sizer.items == 64
+
+
+def test_a_refused_size_is_never_tried_again():
+    sizer = AdaptiveBatchSize(32, 8192)
+    serve(sizer, 4.0, 0.484375, requests=60)  # climbing past 64
+    assert sizer.items > 64
+    sizer.too_large(sizer.items)
+    refused = sizer.items * 2
+    sizes = serve(sizer, 4.0, 0.484375)
+    assert max(sizes) < refused
+    assert sizer.items >= 32
