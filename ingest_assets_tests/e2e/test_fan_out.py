@@ -99,3 +99,23 @@ def test_a_file_saved_in_the_folder_is_searchable_within_seconds(stack: Stack):
     assert tag(run, "ingest/trigger") == "notify"
     shard = partition_key(shard_of("fresh.md", SHARDS))
     assert (tag(run, RANGE_START), tag(run, RANGE_END)) == (shard, shard)
+
+
+def test_ingest_run_beside_ingest_dev_shows_its_runs_in_the_ui_with_their_tags(stack: Stack):
+    folder = stack.corpus.parent / "more"
+    folder.mkdir()
+    for i in range(DOCUMENTS):
+        (folder / f"more-{i:05d}.md").write_text(f"# More {i}\n\nmoreword{i} only here.\n")
+    known = {r["runId"] for r in stack.runs()}
+
+    stack.cli("run", str(folder), "--name", "more")
+
+    runs = [r for r in stack.runs() if r["runId"] not in known]
+    planned = fanout.first_ingestion(SHARDS, DOCUMENTS, fanout.RUNS_AT_ONCE)
+    ranges = sorted((tag(r, RANGE_START), tag(r, RANGE_END)) for r in runs)
+    assert ranges == [(partition_key(a, "more"), partition_key(b, "more")) for a, b in planned]
+    assert {r["status"] for r in runs} == {"SUCCESS"}
+    assert {tag(r, "ingest/trigger") for r in runs} == {"cli"}
+    assert {tag(r, "ingest/source") for r in runs} == {"more"}
+    (batch,) = {tag(r, "ingest/cli_batch") for r in runs}
+    assert batch
