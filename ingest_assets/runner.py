@@ -312,14 +312,24 @@ class _RangeScheduler:
         self._kill_children()
         for child in self._running:
             child.process.join()
-            run = self._instance.get_run_by_id(child.run_id)
-            if run is not None and not run.is_finished:
-                with contextlib.suppress(Exception):
-                    self._instance.report_run_canceled(run, message="`ingest run` was stopped")
+            self._end_run(child.run_id, canceled=True)
             error = "stopped by an interrupt" if self.interrupted else "stopped"
             stopped = RangeResult(*child.shards, child.run_id, False, error=error)
             self._results.append(child.result or stopped)
         self._running.clear()
+
+    def _end_run(self, run_id: str, *, canceled: bool) -> None:
+        """A run whose process is gone: mark it ended (canceled or failed) unless it finished,
+        and give back the pool slots its steps held. With no daemon beside `ingest run`,
+        nothing else would: a slot a killed run kept is one fewer for every later run."""
+        run = self._instance.get_run_by_id(run_id)
+        with contextlib.suppress(Exception):
+            if run is not None and not run.is_finished:
+                if canceled:
+                    self._instance.report_run_canceled(run, message="`ingest run` was stopped")
+                else:
+                    self._instance.report_run_failed(run)
+            self._instance.event_log_storage.free_concurrency_slots_for_run(run_id)
 
     def _may_start(self) -> bool:
         in_cpu = sum(1 for c in self._running if c.stage in ("", *_CPU_STAGES))
@@ -384,10 +394,7 @@ class _RangeScheduler:
         run failed in Dagster so the UI does not show it running forever."""
         code = child.process.exitcode
         error = f"the run's process ended without a result (exit code {code})"
-        run = self._instance.get_run_by_id(child.run_id)
-        if run is not None and not run.is_finished:
-            with contextlib.suppress(Exception):
-                self._instance.report_run_failed(run)
+        self._end_run(child.run_id, canceled=False)
         return RangeResult(*child.shards, child.run_id, False, error=error)
 
 

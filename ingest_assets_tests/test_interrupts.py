@@ -54,9 +54,13 @@ class Watched:
         return "".join(self.lines)
 
 
-def dagster_run_statuses(stack: Stack) -> list[str]:
+def dagster(stack: Stack, query: str) -> list[tuple]:
     with psycopg.connect(url_for_database(stack.url, "dagster")) as conn:
-        return [row[0] for row in conn.execute("SELECT status FROM runs")]
+        return conn.execute(query).fetchall()
+
+
+def dagster_run_statuses(stack: Stack) -> list[str]:
+    return [row[0] for row in dagster(stack, "SELECT status FROM runs")]
 
 
 def advisory_locks(stack: Stack) -> int:
@@ -95,6 +99,10 @@ def test_an_interrupt_stops_everything_promptly_and_the_next_run_finishes(
     wait_for(lambda: advisory_locks(stack) == 0, 10, "the shard locks to be released")
     assert "STARTED" not in dagster_run_statuses(stack)
     assert "CANCELED" in dagster_run_statuses(stack)
+    # The killed runs' pool slots are given back (no daemon would): later runs are not short.
+    assert dagster(stack, "SELECT count(*) FROM concurrency_slots WHERE run_id IS NOT NULL") == [
+        (0,)
+    ]
     # The line tells the truth about what the index holds.
     found = STORED.search(stderr)
     assert found, stderr[-2000:]

@@ -1,7 +1,7 @@
 """A backfill on a distributed stack: the code location in its own `dagster api grpc` process
 (the image's command, deploy/Dockerfile), `dagster-webserver` and `dagster-daemon` loading it
 through the containers' workspace file (deploy/docker/workspace.yaml, pointed at 127.0.0.1),
-the project's dagster.yaml (PostgreSQL storage, a run queue of 4), and the database reached
+the project's dagster.yaml (PostgreSQL storage, a run queue of 3), and the database reached
 through INGEST_DATABASE_URL / DAGSTER_PG_URL as in a deployment (here the embedded server).
 
 The backfill of one source over 24 shards is three runs of 8 (the fan-out plan's runs of
@@ -134,7 +134,7 @@ def test_backfill_runs_in_separate_processes_at_once_and_completes(
         assert len(set(pids.values())) == RUNS, pids
         assert not set(pids.values()) & services, (pids, services)
 
-        # At once: the queue (max_concurrent_runs 4) let the runs execute side by side.
+        # At once: the queue (max_concurrent_runs 3) let the runs execute side by side.
         spans = sorted((r["startTime"], r["endTime"]) for r in runs)
         overlaps = [
             min(a[1], b[1]) - max(a[0], b[0])
