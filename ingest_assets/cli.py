@@ -155,17 +155,21 @@ class IngestGroup(click.Group):
         except EmbeddingError as err:
             raise click.ClickException(f"embedding provider error: {err}") from err
         except KeyboardInterrupt:
-            console.print("interrupted; nothing was started that needs finishing")
+            console.print("interrupted")
             sys.exit(130)
         except ShardCountMismatch as err:
             raise ConfigurationError(str(err)) from None
         except OSError as err:
             if err.filename is None:
                 raise
-            raise click.ClickException(
-                f"cannot write {err.filename}: {err.strerror} (INGEST_HOME holds the embedded "
-                "database and Dagster's home: point it at a writable folder)"
-            ) from None
+            home = Path(os.environ.get("INGEST_HOME", ".ingest")).expanduser().absolute()
+            hint = (
+                " (INGEST_HOME holds the embedded database and Dagster's home: point it at a "
+                "folder this user can write)"
+                if str(Path(err.filename).absolute()).startswith(str(home))
+                else ""
+            )
+            raise click.ClickException(f"{err.filename}: {err.strerror}{hint}") from None
 
 
 @click.group(cls=IngestGroup)
