@@ -71,6 +71,31 @@ def test_sources_sensor_removes_sources_dropped_from_the_registry(settings, inst
     assert result.run_requests == []
 
 
+def test_a_source_dropped_from_the_registry_leaves_the_index(
+    ingest, settings, db, instance, tmp_path
+):
+    docs = folder(tmp_path / "docs", {"a.md": "# A\n\nalpha words", "b.md": "# B\n\nbeta"})
+    keep = folder(tmp_path / "keep", {"c.md": "# C\n\ngamma words"})
+    ingest(docs)
+    ingest(keep, name="keep")
+    save_registry(settings.sources_path, [SourceRecord("keep", "folder", str(keep))])
+
+    result = evaluate(settings, instance, "sources_sensor")
+
+    (removed,) = result.dynamic_partitions_requests
+    assert list(removed.partition_keys) == ["docs"]
+    with db.connect() as conn:
+        by_source = dict(
+            conn.execute(
+                "SELECT d.source, count(c.id) FROM documents d "
+                "LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.source"
+            ).fetchall()
+        )
+        sources = [r[0] for r in conn.execute("SELECT name FROM sources").fetchall()]
+    assert by_source == {"keep": 1}  # docs' documents and chunks are gone, keep's stay
+    assert sources == ["keep"]
+
+
 def test_change_sensor_requests_only_changed_shards(ingest, settings, instance, tmp_path):
     names = [f"doc-{i}.md" for i in range(12)]
     docs = folder(tmp_path / "docs", {n: f"# {n}\n\ntext of {n}" for n in names})
