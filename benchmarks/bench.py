@@ -257,6 +257,9 @@ def dagster_paths(
         return
     home = WORK / f"home-i-dev-{time.time_ns()}"
     env = ingest_env(home, server.url, batch, concurrency)
+    if "defaults" in parts:  # default embedding settings: the batch size adapts by itself
+        for name in ("BATCH_SIZE", "CONCURRENCY", "MAX_BATCH_TOKENS"):
+            env.pop(f"INGEST_EMBEDDING_{name}")
     prepare_home(env)
     edited = WORK / f"corpus-i-{time.time_ns()}"  # (j) edits a copy, not the cached corpus
     subprocess.run(["cp", "-a", str(folder), str(edited)], check=True)
@@ -498,7 +501,9 @@ def main() -> None:
     )
     parser.add_argument("--edits", type=int, default=20, help="single-file edits for (j)")
     parser.add_argument(
-        "--paths", default="cli,sensor,backfill,fresh", help="which parts of (i) and (j) to run"
+        "--paths",
+        default="cli,sensor,backfill,fresh",
+        help="which parts of (i) and (j) to run; add `defaults` for default embedding settings",
     )
     parser.add_argument("--local-texts", type=int, default=256, help="texts for (d)")
     parser.add_argument("--skip", default="", help="comma-separated letters to skip")
