@@ -416,9 +416,12 @@ def _status_json(row: SourceStatus, active: str, run: LastRun | None) -> dict[st
 def _sources_table(rows: list[SourceStatus]) -> Table:
     return _count_table(
         "Index per source (vectors: of the active model)",
-        ("documents", "chunks", "vectors", "quarantined", "deleted"),
+        ("documents", "chunks", "vectors", "quarantined", "deleted", "skipped"),
         [
-            (r.source, (r.documents, r.chunks, r.chunks_with_vector, r.quarantined, r.deleted))
+            (
+                r.source,
+                (r.documents, r.chunks, r.chunks_with_vector, r.quarantined, r.deleted, r.skipped),
+            )
             for r in rows
         ],
     )

@@ -3,6 +3,7 @@ a non-zero exit; never a traceback."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -131,3 +132,13 @@ def test_files_of_unsupported_kinds_are_counted_and_named(tmp_path, db, ingest_f
     svg = re.search(r"skipped 2 \(not a kind it reads: \.svg\), e\.g\. (\S+), (\S+)", text)
     assert svg and {svg[1], svg[2]} == {"img/chart.svg", "img/logo.svg"}
     assert "skipped 1 (not a kind it reads: .docx), e.g. report.docx" in text
+
+    # `ingest status` tells it too, as of each shard's last scan.
+    status = ingest(tmp_path / "home", "status", "--json", env=ingest_folder)
+    (row,) = json.loads(status.stdout)
+    assert row["skipped"] == 3
+    (folder / "report.docx").unlink()
+    assert ingest(tmp_path / "home", "run", str(folder), env=ingest_folder).returncode == 0
+    (row,) = json.loads(ingest(tmp_path / "home", "status", "--json", env=ingest_folder).stdout)
+    assert row["skipped"] == 2
+    assert "skipped" in ingest(tmp_path / "home", "status", env=ingest_folder).stdout

@@ -28,7 +28,7 @@ from ingest_assets.store.documents import (
     touch_fingerprints,
 )
 from ingest_assets.store.locks import shard_locks
-from ingest_assets.store.sources import get_source
+from ingest_assets.store.sources import get_source, record_skipped
 
 # Bump when extraction output changes for the same bytes; marks raw_documents stale.
 EXTRACTOR_VERSION = "3"
@@ -287,6 +287,11 @@ def build_raw_documents(
                 finally:
                     source.close()
                 seconds = stage.finish()
+                skipped = {
+                    shard: skipped_by_reason(report.skipped.get(shard, [])) for shard in shards
+                }
+                record_skipped(conn, source_name, shards, skipped)
+                conn.commit()
                 quarantined = quarantined_documents(conn, source_name, shards)
                 for shard in shards:
                     counts = report.for_shard(shard)
@@ -304,9 +309,7 @@ def build_raw_documents(
                                 _bullets(report.slowest_in(shard), limit=5)
                             ),
                             # Entries the listing passed over, by reason with a few names.
-                            "skipped": dg.MetadataValue.json(
-                                skipped_by_reason(report.skipped.get(shard, []))
-                            ),
+                            "skipped": dg.MetadataValue.json(skipped[shard]),
                         },
                         partition_key=partition_key(source_name, shard),
                     )

@@ -54,3 +54,17 @@ def document_fingerprints(
     )
     for rows in stream_rows(conn, "document_fingerprints", query, (source,), 5000):
         yield from rows
+
+
+def record_skipped(
+    conn: psycopg.Connection, source: str, shards: list[int], by_shard: dict[int, dict]
+) -> None:
+    """What the scan of `shards` passed over, replacing what an earlier scan recorded."""
+    conn.execute(
+        "DELETE FROM skipped_entries WHERE source = %s AND shard = ANY(%s)", (source, shards)
+    )
+    with conn.cursor() as cursor:
+        cursor.executemany(
+            "INSERT INTO skipped_entries (source, shard, reasons) VALUES (%s, %s, %s)",
+            [(source, shard, Jsonb(reasons)) for shard, reasons in by_shard.items() if reasons],
+        )

@@ -20,6 +20,7 @@ class SourceStatus:
     chunks: int
     chunks_with_vector: int  # for the active model
     failed_reads: int = 0  # read failed, to be retried on the next runs (not quarantined yet)
+    skipped: int = 0  # entries the last scans passed over (unsupported kinds, robots.txt)
     vectors_by_model: dict[str, int] = field(default_factory=dict)  # live chunks with a vector
 
     @property
@@ -75,14 +76,16 @@ def source_status(
             " WHERE d.deleted_at IS NULL GROUP BY d.source)"
             "SELECT s.name, s.location, coalesce(docs.live, 0), coalesce(docs.deleted, 0),"
             " coalesce(docs.bad, 0), coalesce(docs.unchunked, 0),"
-            " coalesce(cc.chunks, 0), cc.embedded, coalesce(docs.failed_reads, 0)"
+            " coalesce(cc.chunks, 0), cc.embedded, coalesce(docs.failed_reads, 0),"
+            " (SELECT coalesce(sum((r.value->>'count')::int), 0) FROM skipped_entries k,"
+            "  jsonb_each(k.reasons) r WHERE k.source = s.name)"
             " FROM sources s LEFT JOIN docs ON docs.source = s.name"
             " LEFT JOIN chunk_counts cc ON cc.source = s.name ORDER BY s.name"
         ).format(sql.SQL(", ").join(counts), sql.SQL(" ").join(joins)),
         (chunker,),
     )
     statuses = []
-    for name, location, live, deleted, bad, unchunked, chunks, embedded, failed in rows:
+    for name, location, live, deleted, bad, unchunked, chunks, embedded, failed, skipped in rows:
         embedded = embedded or [0] * len(counts)  # a source without chunks
         statuses.append(
             SourceStatus(
@@ -95,6 +98,7 @@ def source_status(
                 chunks=chunks,
                 chunks_with_vector=embedded[0],
                 failed_reads=failed,
+                skipped=skipped,
                 vectors_by_model={m: n for (m, _), n in zip(models, embedded[1:], strict=True)},
             )
         )
