@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -31,6 +31,7 @@ from ingest_assets.backfill import (
 from ingest_assets.last_runs import LastRun, last_runs
 from ingest_assets.lib.chunking import Chunker
 from ingest_assets.local_stack import (
+    cancel_orphaned_runs,
     database_url,
     open_database,
     open_instance,
@@ -676,15 +677,22 @@ def dev(port: int, verbose: bool) -> None:
     # Started as a background job, this process and its children inherit an ignored SIGINT;
     # Ctrl-C (SIGINT to the process group) is how `ingest dev` stops, so take it back.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    dagster = subprocess.Popen(command, preexec_fn=_default_sigint)
+    # A session of its own: everything Dagster starts (code servers, the processes of the
+    # runs) is one process group that this command stops as a whole, however it is stopped.
+    dagster = subprocess.Popen(command, preexec_fn=_default_sigint, start_new_session=True)
     try:
         code = dagster.wait()
     except (KeyboardInterrupt, SystemExit) as stop:
         _stop(dagster)
+        stopped = cancel_orphaned_runs(open_instance(settings, db_url))
+        if stopped:
+            console.print(f"ingest dev: {stopped} run(s) stopped and marked canceled")
         if isinstance(stop, SystemExit):
             raise
         console.print("ingest dev: stopped")  # Ctrl-C is the normal way out: exit 0
         return
+    finally:
+        _signal_group(dagster, signal.SIGKILL)  # whatever dagster dev left behind
     if code != 0:
         sys.exit(code)
 
@@ -694,21 +702,40 @@ def _default_sigint() -> None:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Let dagster dev stop its webserver, daemon and code server itself; escalate if not."""
-    steps: tuple[tuple[Callable[[], None], float], ...] = (
-        (lambda: process.send_signal(signal.SIGINT), 30.0),
-        (process.terminate, 10.0),
-        (process.kill, 5.0),
-    )
-    for send, grace in steps:
-        if process.poll() is not None:
+    """Ask dagster dev to stop its webserver and daemon (SIGINT, as Ctrl-C would), then end
+    what is left in its process group (code servers, the runs' processes, Dagster's helper
+    scripts) with SIGTERM, then SIGKILL: SIGINT to those prints a KeyboardInterrupt traceback
+    each, and the runs are marked canceled afterwards anyway."""
+    process.send_signal(signal.SIGINT)
+    with contextlib.suppress(
+        subprocess.TimeoutExpired
+    ):  # its daemon may take longer: not waited for
+        process.wait(timeout=5)
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        _signal_group(process, sig)
+        deadline = time.monotonic() + grace
+        # poll() reaps dagster dev itself: a zombie leader would keep the group "alive".
+        while process.poll() is None or _group_alive(process):
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        else:
             return
-        send()
-        try:
-            process.wait(timeout=grace)
-            return
-        except subprocess.TimeoutExpired:
-            console.print(f"ingest dev: dagster dev still running after {grace:.0f}s; escalating")
+
+
+def _group_alive(process: subprocess.Popen[bytes]) -> bool:
+    try:
+        os.killpg(process.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, sig)
 
 
 if __name__ == "__main__":

@@ -89,3 +89,20 @@ def _initialize_pool(instance: dg.DagsterInstance) -> None:
         return
     with contextlib.suppress(sqlalchemy.exc.DBAPIError):  # another process was first
         storage.initialize_concurrency_limit_to_default(EMBEDDING_POOL)
+
+
+def cancel_orphaned_runs(instance: dg.DagsterInstance) -> int:
+    """After `ingest dev` has stopped, no run it launched can still be going: mark those
+    left started as canceled and give back their pool slots. `ingest run`'s runs (another
+    command's, maybe still going) are left alone. Returns how many were canceled."""
+    started = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+    started.append(dg.DagsterRunStatus.CANCELING)
+    canceled = 0
+    for record in instance.get_run_records(dg.RunsFilter(statuses=started)):
+        run = record.dagster_run
+        if run.tags.get("ingest/trigger") == "cli":
+            continue
+        instance.report_run_canceled(run, message="`ingest dev` was stopped")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        canceled += 1
+    return canceled

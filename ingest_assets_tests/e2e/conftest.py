@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import httpx
+import psutil
 import yaml
 
 from ingest_assets.testing.environment import isolated_environment
@@ -497,10 +498,29 @@ def running_stack(
             report(f"`ingest dev` up on port {port} in {time.monotonic() - started:.1f}s")
             yield stack
     finally:
+        # Dagster's processes (webserver, daemon, code servers, the runs' processes), which
+        # `ingest dev` keeps in a session of their own and must stop with itself.
+        dagster = [p for p in _python_descendants(process) if p.pid != process.pid]
         stop_process_group(process)
         release_embedded_postgres(Path(env["INGEST_HOME"]) / "pg", env)
     # Reached only when the tests passed: Ctrl-C is the normal way to stop `ingest dev`.
     assert process.returncode == 0, f"`ingest dev` exited {process.returncode} on Ctrl-C"
+    left = [p for p in dagster if _running(p)]
+    assert not left, f"left running after `ingest dev` stopped: {[p.cmdline() for p in left]}"
+
+
+def _python_descendants(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    with contextlib.suppress(psutil.Error):
+        found = psutil.Process(process.pid).children(recursive=True)
+        return [p for p in found if "python" in p.name()]
+    return []
+
+
+def _running(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 # -- a distributed stack: code server, webserver and daemon as separate processes ---------------
