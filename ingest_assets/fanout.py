@@ -26,8 +26,8 @@ from ingest_assets.sources import Source
 # as two).
 LARGE_SOURCE_DOCUMENTS = 1000
 # Runs at once that the plan is cut for: one per core, and one more that waits on the
-# embedding server. `ingest run --parallel` defaults to it; the run queue's cap
-# (max_concurrent_runs in dagster.yaml, 4) bounds the Dagster paths.
+# embedding server. `ingest run --parallel` defaults to it, and the run queue's cap
+# (max_concurrent_runs in dagster.yaml) is the same 3 on this project's 2-core machines.
 RUNS_AT_ONCE = (os.cpu_count() or 1) + 1
 # Ranges per run slot for a large first ingestion: enough that runs drift out of step.
 RANGES_PER_SLOT = 4
@@ -35,7 +35,7 @@ RANGES_PER_SLOT = 4
 # after a short first extraction, and the last extraction, which nothing overlaps, is short.
 RAMP = 4
 # The most shards one run covers on any path: the backfill policy's max_partitions_per_run.
-# 64 shards (the default) make a backfill of one source 8 runs, two waves of the run queue.
+# 64 shards (the default) make a backfill of one source 8 runs, three at a time.
 SHARDS_PER_RUN = 8
 
 ShardRange = tuple[int, int]  # first and last shard, inclusive
