@@ -684,9 +684,13 @@ def dev(port: int, verbose: bool) -> None:
         code = dagster.wait()
     except (KeyboardInterrupt, SystemExit) as stop:
         _stop(dagster)
-        stopped = cancel_orphaned_runs(open_instance(settings, db_url))
-        if stopped:
-            console.print(f"ingest dev: {stopped} run(s) stopped and marked canceled")
+        try:
+            stopped = cancel_orphaned_runs(open_instance(settings, db_url))
+        except (psycopg.Error, sqlalchemy.exc.SQLAlchemyError) as err:
+            console.print(f"ingest dev: the runs that were going stay marked started: {err}")
+        else:
+            if stopped:
+                console.print(f"ingest dev: {stopped} run(s) stopped and marked canceled")
         if isinstance(stop, SystemExit):
             raise
         console.print("ingest dev: stopped")  # Ctrl-C is the normal way out: exit 0
@@ -707,9 +711,8 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     scripts) with SIGTERM, then SIGKILL: SIGINT to those prints a KeyboardInterrupt traceback
     each, and the runs are marked canceled afterwards anyway."""
     process.send_signal(signal.SIGINT)
-    with contextlib.suppress(
-        subprocess.TimeoutExpired
-    ):  # its daemon may take longer: not waited for
+    # Its daemon may take longer to wind down than is worth waiting for.
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
     for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
         _signal_group(process, sig)
