@@ -15,11 +15,12 @@ so a small source, or one with little to do, stays one run.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
-from ingest_assets.sources import Source
+from ingest_assets.sources import Source, SourceReadError, SourceRecord, open_source
 
 # A first ingestion of fewer documents than this is one run: its fixed costs would outweigh
 # the overlap (measured: a no-change re-run of 100,000 documents took 15 s as one run, 19-22 s
@@ -83,3 +84,21 @@ def count_documents(source: Source, limit: int = LARGE_SOURCE_DOCUMENTS) -> int:
     """The source's documents, counted from its own listing up to `limit` (all the plan
     needs to know)."""
     return sum(1 for _ in itertools.islice(source.list_documents(), limit))
+
+
+def for_new_source(
+    record: SourceRecord,
+    shards: int,
+    runs_at_once: int = RUNS_AT_ONCE,
+    warn: Callable[[str], object] | None = None,
+) -> list[ShardRange]:
+    """`first_ingestion` for a source, sized by a capped count of its own listing. A source
+    that cannot be listed gets one run, whose failure then names the cause."""
+    try:
+        with contextlib.closing(open_source(record)) as source:
+            documents = count_documents(source)
+    except (SourceReadError, ValueError, OSError) as err:
+        if warn is not None:
+            warn(f"{record.name}: cannot count its documents ({err}); one run")
+        documents = 0
+    return first_ingestion(shards, documents, runs_at_once)

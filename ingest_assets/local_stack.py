@@ -93,16 +93,28 @@ def _initialize_pool(instance: dg.DagsterInstance) -> None:
 
 def cancel_orphaned_runs(instance: dg.DagsterInstance) -> int:
     """After `ingest dev` has stopped, no run it launched can still be going: mark those
-    left started as canceled and give back their pool slots. `ingest run`'s runs (another
-    command's, maybe still going) are left alone. Returns how many were canceled."""
+    left started as canceled. `ingest run`'s runs (another command's, maybe still going) are
+    left alone. Returns how many were canceled."""
     started = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
     started.append(dg.DagsterRunStatus.CANCELING)
     canceled = 0
     for record in instance.get_run_records(dg.RunsFilter(statuses=started)):
-        run = record.dagster_run
-        if run.tags.get("ingest/trigger") == "cli":
-            continue
-        instance.report_run_canceled(run, message="`ingest dev` was stopped")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        canceled += 1
+        if record.dagster_run.tags.get("ingest/trigger") != "cli":
+            end_orphaned_run(instance, record.dagster_run, "`ingest dev` was stopped")
+            canceled += 1
     return canceled
+
+
+def end_orphaned_run(
+    instance: dg.DagsterInstance, run: dg.DagsterRun, message: str, canceled: bool = True
+) -> None:
+    """A run whose process is gone: mark it ended (canceled, or failed) unless it finished,
+    and give back the pool slots its steps held. With no daemon beside `ingest run` (or once
+    `ingest dev` has stopped) nothing else would: a slot a dead run kept is one fewer for
+    every later run."""
+    if not run.is_finished:
+        if canceled:
+            instance.report_run_canceled(run, message=message)
+        else:
+            instance.report_run_failed(run)
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)

@@ -29,6 +29,7 @@ import psycopg
 from ingest_assets import fanout
 from ingest_assets.definitions import INGEST_JOB, build_definitions
 from ingest_assets.fanout import ShardRange
+from ingest_assets.local_stack import end_orphaned_run
 from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key
 from ingest_assets.progress import (
     ForwardingProgress,
@@ -39,7 +40,6 @@ from ingest_assets.progress import (
 from ingest_assets.resources.postgres import Database
 from ingest_assets.sensors import SOURCE_TAG
 from ingest_assets.settings import IngestSettings
-from ingest_assets.sources import open_source
 from ingest_assets.sources.registry import SourceRecord, upsert_registry
 from ingest_assets.store.documents import quarantined_documents
 from ingest_assets.store.sources import get_source, register_source
@@ -180,9 +180,7 @@ def plan_ranges(
         record = get_source(conn, source)
     if record is None:
         return [(0, shards - 1)]
-    with contextlib.closing(open_source(record)) as opened:
-        documents = fanout.count_documents(opened)
-    return fanout.first_ingestion(shards, documents, parallel)
+    return fanout.for_new_source(record, shards, parallel)
 
 
 def _has_documents(conn: psycopg.Connection, source: str) -> bool:
@@ -319,17 +317,10 @@ class _RangeScheduler:
         self._running.clear()
 
     def _end_run(self, run_id: str, *, canceled: bool) -> None:
-        """A run whose process is gone: mark it ended (canceled or failed) unless it finished,
-        and give back the pool slots its steps held. With no daemon beside `ingest run`,
-        nothing else would: a slot a killed run kept is one fewer for every later run."""
         run = self._instance.get_run_by_id(run_id)
-        with contextlib.suppress(Exception):
-            if run is not None and not run.is_finished:
-                if canceled:
-                    self._instance.report_run_canceled(run, message="`ingest run` was stopped")
-                else:
-                    self._instance.report_run_failed(run)
-            self._instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+        if run is not None:
+            with contextlib.suppress(Exception):
+                end_orphaned_run(self._instance, run, "`ingest run` was stopped", canceled)
 
     def _may_start(self) -> bool:
         in_cpu = sum(1 for c in self._running if c.stage in ("", *_CPU_STAGES))

@@ -1,7 +1,6 @@
 """Sensors: keep the `source` partitions in step with the registry, and request runs for
 shards whose documents changed. Thin: the listing and the database go through resources."""
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -104,7 +103,9 @@ def build_sensors(settings: IngestSettings, job_name: str) -> list[dg.SensorDefi
         requests = [
             range_request(name, first, last, None, "new")
             for name in added
-            for first, last in first_ingestion_plan(declared[name], shards, context.log)
+            for first, last in fanout.for_new_source(
+                declared[name], shards, warn=context.log.warning
+            )
         ]
         partition_requests: list[
             dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest
@@ -189,20 +190,6 @@ def build_sensors(settings: IngestSettings, job_name: str) -> list[dg.SensorDefi
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(sorted(waiting)))
 
     return [sources_sensor, changes_sensor, notify_sensor]
-
-
-def first_ingestion_plan(
-    record: SourceRecord, shards: int, log: logging.Logger | dg.DagsterLogManager
-) -> list[fanout.ShardRange]:
-    """The fan-out plan's ranges for a new source, sized by a capped count of its listing.
-    A source that cannot be listed gets one run, whose failure then names the cause."""
-    try:
-        with contextlib.closing(open_source(record)) as source:
-            documents = fanout.count_documents(source)
-    except (SourceReadError, ValueError, OSError) as err:
-        log.warning(f"{record.name}: cannot count its documents ({err}); one run")
-        documents = 0
-    return fanout.first_ingestion(shards, documents)
 
 
 def _drain_signal(record: SourceRecord) -> int:
