@@ -243,6 +243,7 @@ def dagster_paths(
     best: tuple,
     edits: int,
     parts: set[str],
+    small_documents: int,
 ) -> None:
     """(i) the same corpus three ways against the server of (a), side by side: `ingest run`,
     a new source picked up by the sources sensor under `ingest dev`, and `ingest backfill
@@ -253,6 +254,9 @@ def dagster_paths(
     folder = corpus(documents)
     if "cli" in parts:
         cli_path(results, documents, folder, server, best)
+    if "deployment" in parts:
+        for size in sorted({small_documents, documents}):
+            deployment_path(results, size, server, best)
     if not parts & {"sensor", "backfill", "fresh"}:
         return
     home = WORK / f"home-i-dev-{time.time_ns()}"
@@ -299,6 +303,26 @@ def cli_path(
         f"i_cli_chunks_per_s_{documents}_docs",
         round(rate),
         f"{rate / best[0]:.2f} of (a); {cli.embedded} chunks in {cli.seconds:.1f}s",
+    )
+
+
+def deployment_path(
+    results: Results, documents: int, server: FakeEmbeddingServer, best: tuple
+) -> None:
+    """`ingest run --url` against a running `ingest dev` (a fresh home each size): the plan's
+    runs through the deployment's queue and launcher, timed as the command's wall time."""
+    _, batch, concurrency = best
+    home = WORK / f"home-i-deployment-{time.time_ns()}"
+    env = ingest_env(home, server.url, batch, concurrency)
+    prepare_home(env)
+    with paths.dev_stack(env, home / "ingest-dev.log") as stack:
+        figures = paths.deployment_run_path(stack, server, corpus(documents), paths.SOURCE)
+    results.add(
+        f"i_deployment_chunks_per_s_{documents}_docs",
+        round(figures["texts_per_s"]),
+        f"{figures['texts_per_s'] / best[0]:.2f} of (a); {figures['texts']} chunks in "
+        f"{figures['seconds']:.1f}s, {figures['runs']} runs; first text after "
+        f"{figures['first_text_after_s']:.1f}s",
     )
 
 
@@ -502,7 +526,7 @@ def main() -> None:
     parser.add_argument("--edits", type=int, default=20, help="single-file edits for (j)")
     parser.add_argument(
         "--paths",
-        default="cli,sensor,backfill,fresh",
+        default="cli,deployment,sensor,backfill,fresh",
         help="which parts of (i) and (j) to run; add `defaults` for default embedding settings",
     )
     parser.add_argument("--local-texts", type=int, default=256, help="texts for (d)")
@@ -538,7 +562,9 @@ def main() -> None:
             memory(results, sizes, server.url, args.rerun_documents)
         if "i" not in skip:
             parts = set(args.paths.split(","))
-            dagster_paths(results, args.paths_documents, server, best, args.edits, parts)
+            dagster_paths(
+                results, args.paths_documents, server, best, args.edits, parts, args.documents
+            )
         if args.large_documents and "h" not in skip:
             large_run(results, args.large_documents, server, best)
     if "k" not in skip:

@@ -172,6 +172,25 @@ def sensor_path(stack: DevStack, server: FakeEmbeddingServer, folder: Path) -> d
     return _throughput(server, tick["timestamp"], runs)
 
 
+def deployment_run_path(
+    stack: DevStack, server: FakeEmbeddingServer, folder: Path, source: str
+) -> dict[str, Any]:
+    """`ingest run FOLDER --url` against `ingest dev`: its runs go through the deployment's
+    run queue and launcher. Timed from the command's start to its exit, as a user waits."""
+    server.reset_stats()
+    started = time.time()
+    stack.cli("run", str(folder), "--name", source, "--url", stack.url)
+    ended = time.time()
+    stats = server.stats()
+    return {
+        "texts": stats["texts_embedded"],
+        "seconds": ended - started,
+        "texts_per_s": stats["texts_embedded"] / (ended - started),
+        "first_text_after_s": (stats["first_embed_at"] or ended) - started,
+        "runs": len(stack.runs(("ingest/source", source))),
+    }
+
+
 def backfill_path(stack: DevStack, server: FakeEmbeddingServer) -> dict[str, Any]:
     """`ingest backfill NAME --all` after a model change: timed from the backfill's creation
     (as the UI's launch button makes it; the CLI's own start-up, ~2 s, is reported apart)."""

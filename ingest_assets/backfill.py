@@ -6,16 +6,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import dagster as dg
-import httpx
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 
 from ingest_assets.partitions import partition_key
+from ingest_assets.webserver import WebserverError, graphql
 
 PIPELINE_ASSETS = ("raw_documents", "chunks", "embeddings")
-
-
-class BackfillError(Exception):
-    pass
 
 
 def unfinished_partitions(instance: dg.DagsterInstance, source: str, shards: int) -> list[str]:
@@ -46,10 +42,10 @@ RUNNING_BACKFILLS_QUERY = """
 
 def overlapping_backfill(url: str, partitions: Sequence[str]) -> str | None:
     """A backfill still running over some of `partitions`, described in a few words."""
-    body = _graphql(url, RUNNING_BACKFILLS_QUERY, {})
+    body = graphql(url, RUNNING_BACKFILLS_QUERY, {})
     found = body["partitionBackfillsOrError"]
     if found["__typename"] != "PartitionBackfills":
-        raise BackfillError(f"the webserver could not list backfills: {found.get('message')}")
+        raise WebserverError(f"the webserver could not list backfills: {found.get('message')}")
     wanted = set(partitions)
     for backfill in found["results"]:
         shared = wanted & set(backfill["partitionNames"] or [])
@@ -66,27 +62,10 @@ def launch_backfill(url: str, partitions: Sequence[str], title: str) -> str:
         "partitionNames": list(partitions),
         "title": title,
     }
-    body = _graphql(url, LAUNCH_PARTITION_BACKFILL_MUTATION, {"backfillParams": params})
+    body = graphql(url, LAUNCH_PARTITION_BACKFILL_MUTATION, {"backfillParams": params})
     result = body["launchPartitionBackfill"]
     if result["__typename"] != "LaunchBackfillSuccess":
-        raise BackfillError(f"backfill not launched: {result.get('message', result['__typename'])}")
-    return str(result["backfillId"])
-
-
-def _graphql(url: str, query: str, variables: dict[str, object]) -> dict:
-    try:
-        response = httpx.post(
-            url.rstrip("/") + "/graphql",
-            json={"query": query, "variables": variables},
-            timeout=60,
+        raise WebserverError(
+            f"backfill not launched: {result.get('message', result['__typename'])}"
         )
-        response.raise_for_status()
-    except httpx.HTTPError as err:
-        raise BackfillError(
-            f"cannot reach the Dagster webserver at {url} ({err}); start it with `ingest dev` "
-            "or pass --url"
-        ) from err
-    body = response.json()
-    if body.get("errors"):
-        raise BackfillError(f"the webserver refused the request: {body['errors'][0]['message']}")
-    return body["data"]
+    return str(result["backfillId"])

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -23,11 +24,11 @@ from rich.table import Table
 
 from ingest_assets import fanout
 from ingest_assets.backfill import (
-    BackfillError,
     launch_backfill,
     overlapping_backfill,
     unfinished_partitions,
 )
+from ingest_assets.deployment_runs import submit_source
 from ingest_assets.last_runs import LastRun, last_runs
 from ingest_assets.lib.chunking import Chunker
 from ingest_assets.local_stack import (
@@ -38,6 +39,7 @@ from ingest_assets.local_stack import (
     prepare_dagster_environment,
 )
 from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key
+from ingest_assets.progress import ProgressListener
 from ingest_assets.resources.postgres import Database, exit_cleanly_on_sigterm
 from ingest_assets.resources.providers import EmbeddingError, open_embedder
 from ingest_assets.resources.providers.base import EmbedderSpec
@@ -60,6 +62,7 @@ from ingest_assets.store.search import Hit, search
 from ingest_assets.store.sources import delete_source, get_source, list_sources
 from ingest_assets.store.status import SourceStatus, source_status
 from ingest_assets.store.vectors import drop_model, list_models, model_table
+from ingest_assets.webserver import DEFAULT_URL, WebserverError, record_dev_url, running_dev_url
 
 WORKSPACE_MODULE = {
     "module_name": "ingest_assets.definitions",
@@ -196,9 +199,19 @@ def main() -> None:
     help="Shard ranges, one run each (default: 4 per --parallel for a first ingestion of a "
     "source of 1,000+ documents, else 1).",
 )
-def run(target: str, name: str | None, verbose: bool, parallel: int, ranges: int | None) -> None:
+@click.option(
+    "--url", envvar="INGEST_DAGSTER_URL",
+    help="Submit the runs to the Dagster deployment whose webserver is at URL, and follow them.",
+)  # fmt: skip
+def run(
+    target: str, name: str | None, verbose: bool, parallel: int, ranges: int | None, url: str | None
+) -> None:
     """Ingest TARGET: a folder (registered as a source on the way), or the name of a source
-    declared with `ingest source add` (a sitemap, a file of URLs, a PostgreSQL table)."""
+    declared with `ingest source add` (a sitemap, a file of URLs, a PostgreSQL table).
+
+    The runs follow the same plan and carry the same tags on either route: forked by this
+    command (the fast path on one machine), or with --url submitted to a Dagster
+    deployment's run queue and launcher, beside the sensors' and backfills' runs."""
     settings = _settings()
     record = _run_target(settings, target, name)
     source = record.name
@@ -206,24 +219,42 @@ def run(target: str, name: str | None, verbose: bool, parallel: int, ranges: int
     db = open_database(settings)
     instance = open_instance(settings, db_url)
     register(settings, db, instance, record)
+    if url:
+        console.print(f"{source}: runs submitted to the Dagster deployment at {url}")
+        try:
+            with _progress_display() as display:
+                summary = submit_source(
+                    settings, db, instance, url, source, display, ranges, warn=console.print
+                )
+        except WebserverError as err:
+            raise click.ClickException(str(err)) from err
+        _finish_run(settings, db, summary)
+        return
+    # Without --verbose, failures reach the terminal as the closing summary's one line, not as
+    # Dagster's step-failure events with their stack traces.
+    log_level = "INFO" if verbose else "CRITICAL"
+    with _progress_display() as display:
+        summary = run_source(settings, db, instance, source, display, log_level, parallel, ranges)
+    _finish_run(settings, db, summary)
+
+
+@contextlib.contextmanager
+def _progress_display() -> Iterator[ProgressListener]:
+    """Live bars on a terminal, a line per stage otherwise."""
+    if not console.is_terminal:
+        yield LineProgress()
+        return
     columns = (
         TextColumn("{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    # Without --verbose, failures reach the terminal as the closing summary's one line, not as
-    # Dagster's step-failure events with their stack traces.
-    log_level = "INFO" if verbose else "CRITICAL"
-    if console.is_terminal:
-        with Progress(*columns, console=console) as bars:
-            summary = run_source(
-                settings, db, instance, source, RichProgress(bars), log_level, parallel, ranges
-            )
-    else:
-        summary = run_source(
-            settings, db, instance, source, LineProgress(), log_level, parallel, ranges
-        )
+    with Progress(*columns, console=console) as bars:
+        yield RichProgress(bars)
+
+
+def _finish_run(settings: IngestSettings, db: Database, summary: RunSummary) -> None:
     if summary.interrupted is not None:
         _print_stored(settings, db, summary)
         sys.exit(128 + summary.interrupted)
@@ -623,14 +654,15 @@ def model_drop(name: str, yes: bool) -> None:
 @click.option("--failed", "which", flag_value="failed", default=True, help="Unfinished partitions.")
 @click.option("--all", "which", flag_value="all", help="Every shard of the source.")
 @click.option(
-    "--url", default="http://127.0.0.1:3000", show_default=True, envvar="INGEST_DAGSTER_URL",
-    help="The Dagster webserver (ingest dev).",
+    "--url", envvar="INGEST_DAGSTER_URL",
+    help=f"The Dagster webserver (default: this home's `ingest dev`, else {DEFAULT_URL}).",
 )  # fmt: skip
 @click.option("--force", is_flag=True, help="Launch even if a backfill is running over them.")
-def backfill(source_name: str, which: str, url: str, force: bool) -> None:
+def backfill(source_name: str, which: str, url: str | None, force: bool) -> None:
     """Launch a Dagster backfill of SOURCE's failed or missing shards (or --all of them)."""
     settings = _settings()
     instance = open_instance(settings, database_url(settings))
+    url = url or running_dev_url(Path(os.environ["DAGSTER_HOME"])) or DEFAULT_URL
     known = instance.get_dynamic_partitions(SOURCES_PARTITIONS_NAME)
     if source_name not in known:
         raise click.ClickException(
@@ -651,7 +683,7 @@ def backfill(source_name: str, which: str, url: str, force: bool) -> None:
                 "or pass --force to launch another)"
             )
         backfill_id = launch_backfill(url, partitions, f"ingest backfill {source_name} --{which}")
-    except BackfillError as err:
+    except WebserverError as err:
         raise click.ClickException(str(err)) from err
     console.print(f"backfill {backfill_id}: {len(partitions)} partitions of {source_name}")
     out.print(backfill_id)
@@ -680,6 +712,7 @@ def dev(port: int, verbose: bool) -> None:
     # A session of its own: everything Dagster starts (code servers, the processes of the
     # runs) is one process group that this command stops as a whole, however it is stopped.
     dagster = subprocess.Popen(command, preexec_fn=_default_sigint, start_new_session=True)
+    record_dev_url(Path(os.environ["DAGSTER_HOME"]), f"http://127.0.0.1:{port}")
     try:
         code = dagster.wait()
     except (KeyboardInterrupt, SystemExit) as stop:
@@ -696,6 +729,7 @@ def dev(port: int, verbose: bool) -> None:
         console.print("ingest dev: stopped")  # Ctrl-C is the normal way out: exit 0
         return
     finally:
+        record_dev_url(Path(os.environ["DAGSTER_HOME"]), None)
         _signal_group(dagster, signal.SIGKILL)  # whatever dagster dev left behind
     if code != 0:
         sys.exit(code)

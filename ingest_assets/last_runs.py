@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ingest_assets.partitions import partition_key
-from ingest_assets.sensors import RANGE_START, SOURCE_TAG
+from ingest_assets.partitions import RANGE_START, SOURCE_TAG, partition_key
 
 TRIGGER_TAG = "ingest/trigger"
 # Dagster's own run tags (documented names; its constants live in a private module).

@@ -14,6 +14,10 @@ import dagster as dg
 from ingest_assets.lib.hashing import shard_key
 
 SOURCES_PARTITIONS_NAME = "sources"
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+SOURCE_TAG = "ingest/source"
+TRIGGER_TAG = "ingest/trigger"
 SOURCE_DIMENSION = "source"
 SHARD_DIMENSION = "source_shard"
 
@@ -31,6 +35,16 @@ def build_partitions(shards: int) -> dg.MultiPartitionsDefinition:
 
 def partition_key(source: str, shard: int) -> str:
     return str(dg.MultiPartitionKey({SOURCE_DIMENSION: source, SHARD_DIMENSION: shard_key(shard)}))
+
+
+def range_tags(source: str, first: int, last: int, trigger: str) -> dict[str, str]:
+    """The tags of a run over shards first..last of `source`, whichever path requests it."""
+    return {
+        RANGE_START: partition_key(source, first),
+        RANGE_END: partition_key(source, last),
+        SOURCE_TAG: source,
+        TRIGGER_TAG: trigger,
+    }
 
 
 def source_range(source: str, shards: int) -> tuple[str, str]:

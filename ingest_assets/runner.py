@@ -20,6 +20,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,7 @@ from ingest_assets import fanout
 from ingest_assets.definitions import INGEST_JOB, build_definitions
 from ingest_assets.fanout import ShardRange
 from ingest_assets.local_stack import end_orphaned_run
-from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key
+from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, range_tags
 from ingest_assets.progress import (
     ForwardingProgress,
     MergedProgress,
@@ -38,7 +39,6 @@ from ingest_assets.progress import (
     ProgressListener,
 )
 from ingest_assets.resources.postgres import Database
-from ingest_assets.sensors import SOURCE_TAG
 from ingest_assets.settings import IngestSettings
 from ingest_assets.sources.registry import SourceRecord, upsert_registry
 from ingest_assets.store.documents import quarantined_documents
@@ -143,12 +143,23 @@ def run_source(
         )
         results = scheduler.run()
         interrupted = scheduler.interrupted
+    return summarize(db, source, results, time.perf_counter() - started, interrupted)
+
+
+def summarize(
+    db: Database,
+    source: str,
+    results: list[RangeResult],
+    seconds: float,
+    interrupted: int | None = None,
+) -> RunSummary:
+    """One summary of a source's runs, with what the database says is quarantined."""
     results.sort(key=lambda r: r.first)
     summary = RunSummary(
         source=source,
         run_id=", ".join(r.run_id for r in results),
         success=interrupted is None and all(r.success for r in results),
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
         run_ids=[r.run_id for r in results],
         interrupted=interrupted,
     )
@@ -204,26 +215,31 @@ def execute_range(
     result = defs.resolve_job_def(INGEST_JOB).execute_in_process(
         instance=instance,
         run_config={"loggers": {"console": {"config": {"log_level": log_level}}}},
-        tags={
-            "dagster/asset_partition_range_start": partition_key(source, first),
-            "dagster/asset_partition_range_end": partition_key(source, last),
-            "ingest/trigger": "cli",
-            SOURCE_TAG: source,
-            BATCH_TAG: batch,
-        },
+        tags={**range_tags(source, first, last, "cli"), BATCH_TAG: batch},
         raise_on_error=False,
         run_id=run_id,
     )
-    outcome = RangeResult(first, last, result.run_id, result.success)
-    for event in result.get_asset_materialization_events():
+    failure = None if result.success else failure_message(result.all_events)
+    return range_outcome(
+        (first, last), result.run_id, result.get_asset_materialization_events(), failure
+    )
+
+
+def range_outcome(
+    shards: tuple[int, int],
+    run_id: str,
+    materializations: Iterable[dg.DagsterEvent],
+    failure: str | None,
+) -> RangeResult:
+    """A finished run's report: its stages' metadata summed, and why it failed if it did."""
+    outcome = RangeResult(*shards, run_id, failure is None, error=failure)
+    for event in materializations:
         metadata = event.step_materialization_data.materialization.metadata
         for key in SUMMED_METADATA:
             if key in metadata:
                 outcome.totals[key] += int(metadata[key].value)  # type: ignore[arg-type]
         if "skipped" in metadata:
             merge_skipped(outcome.skipped, metadata["skipped"].value)  # type: ignore[arg-type]
-    if not result.success:
-        outcome.error = _failure_message(result)
     return outcome
 
 
@@ -435,8 +451,8 @@ def _fresh_stdio() -> None:
     sys.stderr = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
 
 
-def _failure_message(result: dg.ExecuteInProcessResult) -> str:
-    for event in result.all_events:
+def failure_message(events: Iterable[dg.DagsterEvent]) -> str:
+    for event in events:
         error = getattr(event.event_specific_data, "error", None)
         if error is not None:
             where = f"step {event.step_key}" if event.step_key else "the run"

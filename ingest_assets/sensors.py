@@ -13,7 +13,12 @@ import psycopg
 from ingest_assets import fanout
 from ingest_assets.lib.fingerprints import changed_shards, shard_digests
 from ingest_assets.lib.hashing import shard_of
-from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key, sources_partitions
+from ingest_assets.partitions import (
+    SOURCE_TAG,
+    SOURCES_PARTITIONS_NAME,
+    range_tags,
+    sources_partitions,
+)
 from ingest_assets.resources.postgres import PostgresResource
 from ingest_assets.settings import IngestSettings
 from ingest_assets.sources import (
@@ -32,9 +37,6 @@ from ingest_assets.store.sources import (
     register_source,
 )
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
-SOURCE_TAG = "ingest/source"
 # The notify sensor only drains held signals (LISTEN, a folder watcher): cheap enough to run
 # often. Dagster's sensor daemon ticks a sensor at most every 5 s whatever this says.
 NOTIFY_SENSOR_INTERVAL_S = 2
@@ -51,15 +53,7 @@ def range_request(
     source: str, first: int, last: int, run_key: str | None, trigger: str
 ) -> dg.RunRequest:
     """One run over a contiguous range of a source's shards."""
-    return dg.RunRequest(
-        run_key=run_key,
-        tags={
-            RANGE_START: partition_key(source, first),
-            RANGE_END: partition_key(source, last),
-            SOURCE_TAG: source,
-            "ingest/trigger": trigger,
-        },
-    )
+    return dg.RunRequest(run_key=run_key, tags=range_tags(source, first, last, trigger))
 
 
 def has_unfinished_run(instance: dg.DagsterInstance, source: str) -> bool:

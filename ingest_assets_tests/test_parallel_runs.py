@@ -13,9 +13,8 @@ import pytest
 from benchmarks.corpus import generate_corpus
 from ingest_assets import fanout
 from ingest_assets.fanout import first_ingestion, shard_ranges
-from ingest_assets.partitions import partition_key
+from ingest_assets.partitions import SOURCE_TAG, partition_key
 from ingest_assets.runner import BATCH_TAG, register, run_source
-from ingest_assets.sensors import SOURCE_TAG
 from ingest_assets.sources import open_source
 from ingest_assets.sources.registry import SourceRecord
 from ingest_assets.store.vectors import vector_table_name

@@ -1,14 +1,20 @@
 """The fan-out plan on the Dagster paths, through a real `ingest dev`: a large new source is
 ingested by the sources sensor as the plan's shard-range runs (side by side in the run queue,
-every run started by the code server's forkserver), and a file saved in the watched folder is
-searchable within seconds through the notify sensor, long before the change sensor's poll.
+every run started by the code server's forkserver), a file saved in the watched folder is
+searchable within seconds through the notify sensor, long before the change sensor's poll, and
+`ingest run --url` submits the same plan's runs to the deployment's queue (and stops them on
+Ctrl-C).
 """
 
 from __future__ import annotations
 
 import itertools
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +125,70 @@ def test_ingest_run_beside_ingest_dev_shows_its_runs_in_the_ui_with_their_tags(s
     assert {tag(r, "ingest/source") for r in runs} == {"more"}
     (batch,) = {tag(r, "ingest/cli_batch") for r in runs}
     assert batch
+
+
+def folder_of_notes(stack: Stack, name: str) -> Path:
+    folder = stack.corpus.parent / name
+    folder.mkdir()
+    for i in range(DOCUMENTS):
+        (folder / f"{name}-{i:05d}.md").write_text(f"# {name} {i}\n\n{name}word{i} only.\n")
+    return folder
+
+
+def batch_runs(stack: Stack, known: set[str]) -> list[dict]:
+    return [r for r in stack.runs() if r["runId"] not in known and tag(r, "ingest/cli_batch")]
+
+
+def test_ingest_run_with_url_submits_the_plans_runs_to_the_deployments_queue(stack: Stack):
+    folder = folder_of_notes(stack, "queued")
+    known = {r["runId"] for r in stack.runs()}
+
+    result = stack.cli("run", str(folder), "--name", "queued", "--url", str(stack.client.base_url))
+
+    assert "submitted to the Dagster deployment" in result.stderr
+    assert f"documents {DOCUMENTS} new" in " ".join(result.stderr.split())
+    runs = batch_runs(stack, known)
+    planned = fanout.first_ingestion(SHARDS, DOCUMENTS, fanout.RUNS_AT_ONCE)
+    ranges = sorted((tag(r, RANGE_START), tag(r, RANGE_END)) for r in runs)
+    assert ranges == [(partition_key(a, "queued"), partition_key(b, "queued")) for a, b in planned]
+    assert {r["status"] for r in runs} == {"SUCCESS"}
+    assert {tag(r, "ingest/trigger") for r in runs} == {"cli"}
+    # Launched by the daemon from the run queue, not forked by the command.
+    for run in runs:
+        assert stack.run_pids(run["runId"]).get("Started process for run"), run
+    done = stack.sql(
+        "SELECT count(*) FROM documents WHERE source = 'queued' AND chunked_hash = content_hash"
+    )
+    assert done == [[DOCUMENTS]]
+
+
+def test_ctrl_c_of_ingest_run_with_url_stops_the_runs_it_submitted(stack: Stack):
+    folder = folder_of_notes(stack, "stopped")
+    known = {r["runId"] for r in stack.runs()}
+    command = [sys.executable, "-m", "ingest_assets.cli", "run", str(folder)]
+    command += ["--name", "stopped", "--url", str(stack.client.base_url)]
+    process = subprocess.Popen(
+        command, env=stack.env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        stack.wait_for(
+            "a submitted run to start",
+            lambda: any(r["status"] == "STARTED" for r in batch_runs(stack, known)) or None,
+            timeout=120,
+            interval=0.2,
+        )
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGINT, stderr
+    assert "interrupted (SIGINT)" in stderr and "stored so far" in stderr, stderr
+    runs = batch_runs(stack, known)
+    assert runs and all(r["status"] in ("SUCCESS", "CANCELED") for r in runs), runs
+    assert "CANCELED" in {r["status"] for r in runs}
+    # The next run finishes the job.
+    stack.cli("run", "stopped", "--url", str(stack.client.base_url))
+    done = stack.sql(
+        "SELECT count(*) FROM documents WHERE source = 'stopped' AND chunked_hash = content_hash"
+    )
+    assert done == [[DOCUMENTS]]
