@@ -31,7 +31,7 @@ import psutil
 from benchmarks import dagster_paths as paths
 from benchmarks import profile as sampling
 from benchmarks.corpus import generate_corpus
-from ingest_assets.resources.postgres import embedded_server_url
+from ingest_assets.database import embedded_server_url
 from ingest_assets.testing.environment import isolated_environment
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer, FakeServerConfig
 
@@ -433,8 +433,8 @@ def local_provider(results: Results, count: int) -> None:
         import numpy as np
         from sentence_transformers import SentenceTransformer
 
-        from ingest_assets.resources.providers import EmbedderSpec, open_embedder
-        from ingest_assets.resources.providers.local import model_path
+        from ingest_assets.embedders import EmbeddingSettings, open_embedder
+        from ingest_assets.embedders.local import model_path
     except ImportError:
         results.add("d_local_over_raw", "skipped", "needs the 'local' extra")
         return
@@ -446,7 +446,7 @@ def local_provider(results: Results, count: int) -> None:
     raw = count / (time.perf_counter() - started)
 
     async def through_provider() -> float:
-        spec = EmbedderSpec(provider="local", model="all-MiniLM-L6-v2", batch_size=32)
+        spec = EmbeddingSettings(provider="local", model="all-MiniLM-L6-v2", batch_size=32)
         async with open_embedder(spec) as embedder:
             await embedder.embed(texts[:32])
             started = time.perf_counter()

@@ -24,7 +24,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from ingest_assets.resources.postgres import embedded_server_url
+from ingest_assets.database import embedded_server_url
 from ingest_assets.store.vectors import vector_table_name
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer
 

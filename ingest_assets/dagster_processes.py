@@ -59,7 +59,7 @@ def _fork_runs_from_a_warm_process() -> None:
 
     def __init__(self: DagsterApiServer, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
-        self._mp_ctx = context
+        self._mp_ctx = context  # type: ignore[assignment]  # a forkserver, not spawn
 
     DagsterApiServer.__init__ = __init__  # type: ignore[method-assign]
 

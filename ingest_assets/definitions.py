@@ -13,7 +13,7 @@ from ingest_assets.assets.embeddings import build_embeddings
 from ingest_assets.assets.raw_documents import build_raw_documents
 from ingest_assets.lib.chunking import Chunker
 from ingest_assets.partitions import build_partitions
-from ingest_assets.progress import NoProgress, ProgressListener
+from ingest_assets.pipeline.progress import NoProgress, ProgressListener
 from ingest_assets.resources.embeddings import EmbeddingResource
 from ingest_assets.resources.postgres import PostgresResource
 from ingest_assets.sensors import build_sensors
@@ -35,19 +35,7 @@ def build_resources(settings: IngestSettings) -> dict[str, dg.ConfigurableResour
             db_schema=settings.db_schema,
             shards=settings.shards,
         ),
-        "embedding": EmbeddingResource(
-            provider=settings.embedding_provider,
-            model=settings.embedding_model,
-            url=settings.embedding_url,
-            api_key=dg.EnvVar("INGEST_EMBEDDING_API_KEY") if settings.embedding_api_key else None,
-            batch_size=settings.embedding_batch_size,
-            max_batch_tokens=settings.embedding_max_batch_tokens,
-            concurrency=settings.embedding_concurrency,
-            timeout_s=settings.embedding_timeout_s,
-            max_attempts=settings.embedding_max_attempts,
-            deadline_s=settings.embedding_deadline_s,
-            backoff_s=settings.embedding_backoff_s,
-        ),
+        "embedding": EmbeddingResource.from_settings(settings.embedding),
     }
 
 
@@ -65,13 +53,13 @@ def build_definitions(
         backoff=dg.Backoff.EXPONENTIAL,
         jitter=dg.Jitter.PLUS_MINUS,
     )
-    model_version = f"{settings.embedding_provider}:{settings.embedding_model}"
+    model_version = f"{settings.embedding.provider}:{settings.embedding.model}"
     assets = [
         build_raw_documents(partitions, settings.shards, retry_policy, backfill_policy),
         build_chunks(partitions, chunker, retry_policy, backfill_policy),
         build_embeddings(partitions, model_version, retry_policy, backfill_policy),
     ]
-    checks = build_checks(settings.embedding_model)
+    checks = build_checks(settings.embedding.model)
     ingest_job = dg.define_asset_job(
         INGEST_JOB,
         selection=dg.AssetSelection.assets(*assets),

@@ -11,7 +11,7 @@ import dagster as dg
 import psycopg
 
 from ingest_assets import fanout
-from ingest_assets.lib.fingerprints import changed_shards, shard_digests
+from ingest_assets.lib.fingerprints import shard_digests
 from ingest_assets.lib.hashing import shard_of
 from ingest_assets.partitions import (
     SOURCE_TAG,
@@ -19,6 +19,7 @@ from ingest_assets.partitions import (
     range_tags,
     sources_partitions,
 )
+from ingest_assets.pipeline.changes import StoredFingerprint, changed_shards
 from ingest_assets.resources.postgres import PostgresResource
 from ingest_assets.settings import IngestSettings
 from ingest_assets.sources import (
@@ -260,8 +261,10 @@ def _changes(
         return [], entry  # same listing as last tick: its runs were requested then
     entry["listing"] = listing
     stored = shard_digests(stored_rows)
+    known = {doc_id: StoredFingerprint(f) for doc_id, f in stored_fingerprints.items()}
+    changed = changed_shards(refs, known, source.unlisted_prefixes, shards)
     requests = []
-    for first, last in fanout.changed(changed_shards(listed, stored)):
+    for first, last in fanout.changed(changed):
         # Both sides of the difference: a folder that returns to an earlier listing (a file
         # added, then deleted again) still gets a new run.
         span = range(first, last + 1)

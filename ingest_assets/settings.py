@@ -5,15 +5,12 @@ from __future__ import annotations
 import os
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from ingest_assets.resources.providers.base import EmbedderSpec
+from ingest_assets.embedders.settings import EmbeddingSettings
 
-EmbeddingProvider = Literal["local", "hashing", "openai", "tei", "ollama"]
-SERVER_PROVIDERS = ("openai", "tei", "ollama")
 ENV_PREFIX = "INGEST_"
 
 
@@ -21,13 +18,17 @@ class SettingsError(ValueError):
     """A bad INGEST_* value, said in one line: the variable, the value, what is allowed."""
 
 
-DEFAULT_LOCAL_MODEL = "all-MiniLM-L6-v2"
-
-
 class IngestSettings(BaseSettings):
     """Everything a deployment may change; local and production differ only in these values."""
 
-    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", extra="ignore")
+    # INGEST_EMBEDDING_MODEL fills embedding.model: nested at the first underscore only.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        extra="ignore",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+    )
 
     home: Path = Field(
         default=Path(".ingest"),
@@ -38,28 +39,9 @@ class IngestSettings(BaseSettings):
         description="PostgreSQL URL with pgvector; unset starts the embedded server under home.",
     )
     db_schema: str = Field(default="ingest", description="Schema of the pipeline's tables.")
-    embedding_provider: EmbeddingProvider = Field(
-        default="local", description="local, hashing (tests), openai, tei or ollama."
-    )
-    embedding_model: str = Field(default=DEFAULT_LOCAL_MODEL, description="Embedding model name.")
-    embedding_url: str | None = Field(default=None, description="Base URL of an embedding server.")
-    embedding_api_key: SecretStr | None = Field(default=None, description="Embedding API key.")
-    embedding_batch_size: int = Field(default=32, ge=1, description="Most texts per request.")
-    embedding_max_batch_tokens: int = Field(
-        default=8192, ge=1, description="Most tokens per request (chunking tokenizer's count)."
-    )
-    embedding_concurrency: int = Field(
-        default=4, ge=1, description="Requests in flight at once, per step."
-    )
-    embedding_timeout_s: float = Field(default=60.0, gt=0, description="Timeout per request.")
-    embedding_max_attempts: int = Field(
-        default=6, ge=1, description="Tries per request before the step fails."
-    )
-    embedding_deadline_s: float = Field(
-        default=600.0, gt=0, description="Longest time one request may spend retrying."
-    )
-    embedding_backoff_s: float = Field(
-        default=0.5, ge=0, description="First retry's backoff ceiling; doubles per attempt."
+    embedding: EmbeddingSettings = Field(
+        default_factory=EmbeddingSettings,
+        description="INGEST_EMBEDDING_<FIELD>: the fields of embedders.EmbeddingSettings.",
     )
     shards: int = Field(
         default=64,
@@ -84,30 +66,14 @@ class IngestSettings(BaseSettings):
         default=200, ge=16, description="Largest chunk, in tokens of the chunking tokenizer."
     )
 
-    @model_validator(mode="after")
-    def _server_has_a_url(self) -> IngestSettings:
-        if self.embedding_provider in SERVER_PROVIDERS and not self.embedding_url:
-            raise ValueError(
-                f"INGEST_EMBEDDING_PROVIDER={self.embedding_provider} needs "
-                "INGEST_EMBEDDING_URL, the server's base URL (e.g. http://127.0.0.1:8080)"
-            )
-        return self
+    def with_embedding(self, **changes: object) -> IngestSettings:
+        """These settings with some embedding fields changed (and validated)."""
+        embedding = EmbeddingSettings.model_validate({**self.embedding.model_dump(), **changes})
+        return self.model_copy(update={"embedding": embedding})
 
-    def embedder_spec(self, model: str | None = None) -> EmbedderSpec:
-        """The provider configuration, for commands that embed outside a Dagster step."""
-        key = self.embedding_api_key
-        return EmbedderSpec(
-            provider=self.embedding_provider,
-            model=model or self.embedding_model,
-            url=self.embedding_url,
-            api_key=key.get_secret_value() if key else None,
-            batch_size=self.embedding_batch_size,
-            concurrency=self.embedding_concurrency,
-            timeout_s=self.embedding_timeout_s,
-            max_attempts=self.embedding_max_attempts,
-            deadline_s=self.embedding_deadline_s,
-            backoff_s=self.embedding_backoff_s,
-        )
+    def for_model(self, model: str | None) -> EmbeddingSettings:
+        """The embedding settings, with another model when one is named."""
+        return self.with_embedding(model=model).embedding if model else self.embedding
 
     @cached_property
     def resolved_home(self) -> Path:
@@ -126,6 +92,18 @@ class IngestSettings(BaseSettings):
         return self.resolved_home / "pg"
 
 
+def variable_names() -> list[str]:
+    """Every INGEST_* variable the settings read, nested models' fields included."""
+    names = []
+    for name, field in IngestSettings.model_fields.items():
+        nested = field.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            names += [f"{ENV_PREFIX}{name}_{sub}".upper() for sub in nested.model_fields]
+        else:
+            names.append(f"{ENV_PREFIX}{name}".upper())
+    return names
+
+
 def load_settings() -> IngestSettings:
     """The settings from the environment, or a SettingsError naming every bad variable."""
     try:
@@ -138,10 +116,10 @@ def describe(err: ValidationError) -> str:
     problems = []
     for error in err.errors():
         message = error["msg"].removeprefix("Value error, ")
-        if not error["loc"]:
+        if not error["loc"] or message.startswith(ENV_PREFIX):  # a rule across variables
             problems.append(message)
             continue
-        variable = f"{ENV_PREFIX}{str(error['loc'][0]).upper()}"
+        variable = ENV_PREFIX + "_".join(str(part) for part in error["loc"]).upper()
         value = os.environ.get(variable, error.get("input"))
         problems.append(f"{variable}={value!r}: {message}")
     return "invalid setting: " + "; ".join(problems)

@@ -13,8 +13,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ingest_assets.resources.postgres import Database, embedded_server_url
-from ingest_assets.runner import RunSummary, register, run_source
+from ingest_assets.database import Database, embedded_server_url
+from ingest_assets.embedders import EmbeddingSettings
+from ingest_assets.runs.local import run_source
+from ingest_assets.runs.plan import register
+from ingest_assets.runs.report import RunSummary
 from ingest_assets.settings import IngestSettings
 from ingest_assets.sources.registry import SourceRecord
 
@@ -44,8 +47,7 @@ def settings(db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
         home=tmp_path / "home",
         database_url=db.url,
         db_schema=db.schema,
-        embedding_provider="hashing",
-        embedding_model="hashing-384",
+        embedding=EmbeddingSettings(provider="hashing", model="hashing-384"),
         shards=4,
         chunk_tokens=64,
         stage_retry_delay_s=0.2,

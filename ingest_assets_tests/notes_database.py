@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from ingest_assets.resources.postgres import ensure_database
+from ingest_assets.database import ensure_database
 
 
 @contextlib.contextmanager

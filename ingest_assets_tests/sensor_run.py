@@ -9,7 +9,7 @@ import dagster as dg
 
 from ingest_assets.definitions import INGEST_JOB, build_definitions, build_resources
 from ingest_assets.local_stack import database_url, open_database, open_instance
-from ingest_assets.runner import register
+from ingest_assets.runs.plan import register
 from ingest_assets.settings import load_settings
 from ingest_assets.sources.registry import SourceRecord
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from ingest_assets.resources.postgres import Database
+from ingest_assets.database import Database
 from ingest_assets_tests.test_cli_commands import ingest
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 
 from benchmarks.corpus import generate_corpus
-from ingest_assets.resources.postgres import embedded_server_url
+from ingest_assets.database import embedded_server_url
 from ingest_assets.store.vectors import vector_table_name
 from ingest_assets.testing.environment import isolated_environment
 from ingest_assets_tests.conftest import REPO_ROOT

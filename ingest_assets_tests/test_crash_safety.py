@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from benchmarks.corpus import generate_corpus
-from ingest_assets.resources.postgres import embedded_server_url
+from ingest_assets.database import embedded_server_url
 from ingest_assets.store.vectors import vector_table_name
 from ingest_assets.testing.environment import isolated_environment
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer, FakeServerConfig
@@ -135,9 +135,11 @@ def test_sigkill_while_embedding_then_rerun_completes(tmp_path, server):
     children = psutil.Process(process.pid).children(recursive=True)  # the shard-range runs
     assert children
     process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=30)
-    # The runs die with `ingest run` instead of writing on behind the re-run's back.
-    wait_for(lambda: not any(map(alive, children)), 10, "the runs to die")
+    process.wait(timeout=30)
+    # The runs die with `ingest run` instead of writing on behind the re-run's back. (Their
+    # stderr is this pipe: it closes when the last of them is gone, so wait for them, not it.)
+    wait_for(lambda: not any(map(alive, children)), 30, "the runs to die")
+    process.stderr.close()
     stack.assert_consistent(complete=False)
     stored = stack.vectors()
     server.reset_stats()
@@ -155,7 +157,8 @@ def test_sigkill_while_chunking_then_rerun_completes(tmp_path, server):
     process = stack.start()
     wait_for(lambda: stack.chunked_documents() > 20, 180, "chunking to start")
     process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=30)
+    process.wait(timeout=30)
+    process.stderr.close()
     assert stack.chunked_documents() < stack.documents, "killed too late to test anything"
     stack.assert_consistent(complete=False)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import re
 from importlib import resources
@@ -10,6 +11,7 @@ import dagster as dg
 import yaml
 
 from ingest_assets.definitions import INGEST_JOB, build_definitions
+from ingest_assets.embedders import EmbeddingSettings
 from ingest_assets.partitions import SHARD_DIMENSION, SOURCE_DIMENSION
 from ingest_assets.settings import IngestSettings
 from ingest_assets_tests.conftest import REPO_ROOT
@@ -34,8 +36,8 @@ def test_workspace_points_at_loadable_definitions():
 
 
 def test_model_and_chunker_settings_are_code_versions():
-    base = IngestSettings(embedding_provider="hashing", embedding_model="a")
-    other = base.model_copy(update={"embedding_model": "b", "chunk_tokens": 100})
+    base = IngestSettings(embedding=EmbeddingSettings(provider="hashing", model="a"))
+    other = base.with_embedding(model="b").model_copy(update={"chunk_tokens": 100})
 
     def versions(settings: IngestSettings) -> dict[str, str | None]:
         graph = build_definitions(settings).resolve_asset_graph()
@@ -66,7 +68,7 @@ def test_packaged_instance_config_is_the_repository_one():
 def test_ingest_dev_loads_the_repositorys_code_location():
     """`ingest dev` writes its own workspace file, so the location is named as in
     workspace.yaml wherever it is started from (UI links do not change)."""
-    from ingest_assets.cli import WORKSPACE_MODULE
+    from ingest_assets.cli.dev import WORKSPACE_MODULE
 
     workspace = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())
     assert workspace["load_from"] == [{"python_module": WORKSPACE_MODULE}]
@@ -80,21 +82,28 @@ def test_the_run_queue_starts_runs_within_a_second_and_side_by_side():
 
 
 def test_only_one_module_imports_private_dagster_modules():
-    """Dagster's private modules change between releases: one adapter module may use them,
-    and says why (ingest_assets/dagster_processes.py)."""
+    """Dagster's private modules change between releases: one adapter module of the project
+    (ingest_assets/dagster_processes.py) and one of the tests may use them, and say why."""
     private = re.compile(r"^\s*(from|import)\s+dagster(_\w+)?\._", re.MULTILINE)
     users = sorted(
         str(path.relative_to(REPO_ROOT))
-        for path in (REPO_ROOT / "ingest_assets").rglob("*.py")
+        for folder in ("ingest_assets", "ingest_assets_tests", "benchmarks")
+        for path in (REPO_ROOT / folder).rglob("*.py")
         if private.search(path.read_text())
     )
-    assert users == ["ingest_assets/dagster_processes.py"]
+    assert users == [
+        "ingest_assets/dagster_processes.py",
+        "ingest_assets_tests/dagster_internals.py",
+    ]
 
 
 def test_the_layers_below_the_dagster_layer_import_no_dagster():
     """ARCHITECTURE.md's boundary: plain values in, plain values out."""
-    below = ["lib", "store", "sources", "resources/providers", "fanout.py"]
-    uses_dagster = re.compile(r"^\s*(from|import)\s+dagster\b", re.MULTILINE)
+    below = [
+        *("lib", "store", "sources", "embedders", "pipeline", "database"),
+        *("fanout.py", "settings.py"),
+    ]
+    uses_dagster = re.compile(r"^\s*(from|import)\s+dagster(_\w+)?\b", re.MULTILINE)
     offenders = [
         str(path.relative_to(REPO_ROOT))
         for part in below
@@ -103,3 +112,60 @@ def test_the_layers_below_the_dagster_layer_import_no_dagster():
         if path.is_file() and uses_dagster.search(path.read_text())
     ]
     assert offenders == []
+
+
+def _module_imports() -> dict[str, set[str]]:
+    """The project's modules and the project modules each imports at its top level (imports
+    inside functions, made lazily on purpose, do not count)."""
+    paths = {}
+    for path in (REPO_ROOT / "ingest_assets").rglob("*.py"):
+        name = ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts)
+        paths[name.removesuffix(".__init__")] = path
+    graph: dict[str, set[str]] = {name: set() for name in paths}
+    for name, path in paths.items():
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            else:
+                continue
+            graph[name] |= {t for t in targets if t in paths and t != name}
+    return graph
+
+
+def test_no_import_cycles():
+    graph = _module_imports()
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            for nxt in graph[todo.pop()] - seen:
+                if nxt == goal:
+                    return True
+                seen.add(nxt)
+                todo.append(nxt)
+        return False
+
+    # A package's __init__ re-exporting its own modules is not a cycle.
+    cycles = [
+        (a, b)
+        for a in graph
+        for b in graph[a]
+        if not b.startswith(a + ".") and not a.startswith(b + ".") and reaches(b, a)
+    ]
+    assert cycles == []
+
+
+def test_long_modules_say_why_at_their_top():
+    long = {
+        str(path.relative_to(REPO_ROOT)): path
+        for path in (REPO_ROOT / "ingest_assets").rglob("*.py")
+        if len(path.read_text().splitlines()) > 330
+    }
+    unexplained = [
+        name
+        for name, path in long.items()
+        if "Why" not in (ast.get_docstring(ast.parse(path.read_text())) or "")
+    ]
+    assert unexplained == []

@@ -16,15 +16,14 @@ import dagster as dg
 import pytest
 import yaml
 
-from ingest_assets.settings import IngestSettings
+from ingest_assets.settings import IngestSettings, variable_names
+from ingest_assets_tests.dagster_internals import DagsterInvalidConfigError, checked_instance_config
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
 MODULE, ATTRIBUTE, LOCATION = "ingest_assets.definitions", "defs", "ingest_assets"
 # What IngestSettings reads (INGEST_ + field name), and `ingest backfill --url`'s variable.
-INGEST_VARIABLES = {f"INGEST_{name.upper()}" for name in IngestSettings.model_fields} | {
-    "INGEST_DAGSTER_URL"
-}
+INGEST_VARIABLES = set(variable_names()) | {"INGEST_DAGSTER_URL"}
 DAGSTER_SERVICES = ("code-server", "webserver", "daemon")
 
 
@@ -164,11 +163,9 @@ def test_compose_environment_matches_settings(compose: dict[str, Any]):
 
 
 def test_container_instance_is_valid_and_matches_the_project(monkeypatch, tmp_path: Path):
-    from dagster._core.instance.config import dagster_instance_config
-
     monkeypatch.setenv("DAGSTER_PG_URL", "postgresql+psycopg2://u:p@postgres:5432/dagster")
     (tmp_path / "dagster.yaml").write_text((DEPLOY / "docker" / "dagster.yaml").read_text())
-    config, _ = dagster_instance_config(str(tmp_path))  # Dagster's own schema check
+    config = checked_instance_config(str(tmp_path))  # Dagster's own schema check
     project = load(REPO / "dagster.yaml")
     for key in ("storage", "concurrency", "run_retries", "run_monitoring"):
         assert config[key] == project[key], key
@@ -178,12 +175,9 @@ def test_container_instance_is_valid_and_matches_the_project(monkeypatch, tmp_pa
 
 
 def test_container_instance_check_catches_a_bad_key(tmp_path: Path):
-    from dagster._core.errors import DagsterInvalidConfigError
-    from dagster._core.instance.config import dagster_instance_config
-
     (tmp_path / "dagster.yaml").write_text("concurrency: {runz: {max_concurrent_runs: 4}}\n")
     with pytest.raises(DagsterInvalidConfigError):
-        dagster_instance_config(str(tmp_path))
+        checked_instance_config(str(tmp_path))
 
 
 @pytest.fixture(scope="module")

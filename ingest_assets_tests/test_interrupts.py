@@ -15,7 +15,7 @@ import psutil
 import psycopg
 import pytest
 
-from ingest_assets.resources.postgres import url_for_database
+from ingest_assets.database import url_for_database
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer, FakeServerConfig
 from ingest_assets_tests.test_crash_safety import Stack, alive, wait_for
 

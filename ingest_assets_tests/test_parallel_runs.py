@@ -14,7 +14,9 @@ from benchmarks.corpus import generate_corpus
 from ingest_assets import fanout
 from ingest_assets.fanout import first_ingestion, shard_ranges
 from ingest_assets.partitions import SOURCE_TAG, partition_key
-from ingest_assets.runner import BATCH_TAG, register, run_source
+from ingest_assets.runs.local import run_source
+from ingest_assets.runs.plan import register
+from ingest_assets.runs.report import BATCH_TAG
 from ingest_assets.sources import open_source
 from ingest_assets.sources.registry import SourceRecord
 from ingest_assets.store.vectors import vector_table_name
@@ -170,15 +172,9 @@ def test_a_failing_range_run_is_reported_per_run(settings, db, instance, tmp_pat
     with socket.socket() as closed:  # a port nothing listens on
         closed.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{closed.getsockname()[1]}"
-    down = settings.model_copy(
-        update={
-            "embedding_provider": "openai",
-            "embedding_url": url,
-            "embedding_model": "down",
-            "embedding_max_attempts": 1,
-            "stage_retries": 0,
-        }
-    )
+    down = settings.with_embedding(
+        provider="openai", url=url, model="down", max_attempts=1
+    ).model_copy(update={"stage_retries": 0})
 
     summary = run_source(down, db, instance, "docs", parallel=2, ranges=2)
 

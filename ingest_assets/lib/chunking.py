@@ -13,6 +13,8 @@ from pathlib import Path
 from semantic_text_splitter import MarkdownSplitter, TextSplitter
 from tokenizers import Tokenizer
 
+from ingest_assets.lib.hashing import text_hash
+
 # Trailing spaces and closing #s are stripped in Python: a regex doing it backtracks badly
 # on long runs of spaces.
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.*)$")
@@ -39,13 +41,19 @@ class Chunk:
     token_count: int
 
     @property
-    def embedding_input(self) -> str:
-        return embedding_input(self.context, self.text)
+    def model_input(self) -> str:
+        return model_input(self.context, self.text)
 
 
-def embedding_input(context: str, text: str) -> str:
+def model_input(context: str, text: str) -> str:
     """What the model sees: the heading path first, so a chunk keeps its section's meaning."""
     return f"{context}\n\n{text}" if context else text
+
+
+def vector_key(context: str, text: str) -> bytes:
+    """The key of a chunk's vector: the hash of exactly what the model sees, so identical
+    input is embedded once, and a change of context is a new vector."""
+    return text_hash(model_input(context, text))
 
 
 def bundled_tokenizer_path() -> Path:

@@ -1,4 +1,5 @@
-"""Digests of a shard's (document id, fingerprint) pairs: equal digests, nothing changed."""
+"""Digests of a shard's (document id, fingerprint) pairs: what a change sensor's cursor and
+run keys remember of a listing."""
 
 from __future__ import annotations
 
@@ -20,8 +21,3 @@ def shard_digests(entries: Iterable[tuple[str, int, str | None]]) -> dict[int, s
             digest.update(fingerprint.encode() + b"\x01")
         digests[shard] = digest.hexdigest()[:16]
     return digests
-
-
-def changed_shards(listed: dict[int, str], stored: dict[int, str]) -> list[int]:
-    """Shards whose documents were added, changed or deleted since they were stored."""
-    return sorted(s for s in listed.keys() | stored.keys() if listed.get(s) != stored.get(s))

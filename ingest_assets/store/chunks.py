@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import psycopg
 
-from ingest_assets.lib.chunking import Chunk
-from ingest_assets.lib.hashing import chunk_id, text_hash
+from ingest_assets.lib.chunking import Chunk, vector_key
+from ingest_assets.lib.hashing import chunk_id
 from ingest_assets.store.streaming import stream_rows
 
 
@@ -81,7 +81,7 @@ def replace_chunks(
                 if doc.id not in replaced:
                     continue
                 for chunk in chunks:
-                    digest = text_hash(chunk.embedding_input)
+                    digest = vector_key(chunk.context, chunk.text)
                     copy.write_row(
                         (
                             chunk_id(doc.id, chunk.ordinal, digest),

@@ -15,6 +15,10 @@ or from Python with :class:`FakeEmbeddingServer` (a subprocess; ``with`` starts 
 
 The HTTP layer is a minimal hand-written HTTP/1.1 server on asyncio streams (Content-Length
 bodies, keep-alive) so a "drop" fault can abort the transport in the middle of a request.
+
+Why one module of ~650 lines: it is a single program run as a subprocess (`python -m`), its
+config, server loop and client handle read as one, and tests address it only through
+FakeServerConfig and FakeEmbeddingServer.
 """
 
 from __future__ import annotations
@@ -368,8 +372,8 @@ def fast_vectors(texts: list[str], dimension: int) -> np.ndarray:
     raw = b"".join(
         hashlib.shake_128(text.encode("utf-8", "surrogatepass")).digest(dimension) for text in texts
     )
-    vectors = np.frombuffer(raw, dtype=np.uint8).reshape(len(texts), dimension)
-    vectors = vectors.astype(np.float32) - 127.5
+    octets = np.frombuffer(raw, dtype=np.uint8).reshape(len(texts), dimension)
+    vectors = octets.astype(np.float32) - 127.5
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 

@@ -37,6 +37,7 @@ class Site:
         self.pages: dict[str, Page] = {}
         self.redirects: dict[str, str] = {}
         self.robots = robots
+        self.failing: dict[str, int] = {}  # path -> the HTTP status it answers with instead
         self.requests: list[Request] = []
         self.latency_s = 0.0
         self.in_flight = 0
@@ -133,6 +134,8 @@ class Site:
     def _response(
         self, path: str, handler: BaseHTTPRequestHandler
     ) -> tuple[int, dict[str, str], bytes]:
+        if path in self.failing:
+            return self.failing[path], {}, b"failing on purpose"
         if path == "/robots.txt":
             if self.robots is None:
                 return 404, {}, b""

@@ -28,16 +28,14 @@ def server() -> Iterator[FakeEmbeddingServer]:
 
 
 def server_settings(settings: IngestSettings, server: FakeEmbeddingServer, provider: str):
-    return settings.model_copy(
-        update=dict(
-            embedding_provider=provider,
-            embedding_model="fake-model",
-            embedding_url=server.url,
-            embedding_backoff_s=0.02,
-            embedding_timeout_s=5.0,
-            embedding_max_attempts=10,
-            embedding_batch_size=16,
-        )
+    return settings.with_embedding(
+        provider=provider,
+        model="fake-model",
+        url=server.url,
+        backoff_s=0.02,
+        timeout_s=5.0,
+        max_attempts=10,
+        batch_size=16,
     )
 
 
@@ -111,7 +109,7 @@ def test_outage_fails_the_run_and_a_rerun_embeds_only_what_is_missing(
         for path in half_corpus_change:
             path.write_text(path.read_text() + "\n\nAn added closing paragraph about outages.\n")
         server.configure(rate_503=1.0)
-        down = ingest(corpus, settings=on.model_copy(update={"embedding_max_attempts": 3}))
+        down = ingest(corpus, settings=on.with_embedding(max_attempts=3))
 
         assert not down.success
         assert "failed 3 times, last with 503" in down.error
@@ -149,7 +147,7 @@ def test_unfinished_partitions_are_exactly_the_failed_ones(
     (corpus / "late-addition.md").write_text("# Late\n\nA document written during an outage.\n")
     try:
         server.configure(rate_503=1.0)
-        failed = ingest(corpus, settings=on.model_copy(update={"embedding_max_attempts": 2}))
+        failed = ingest(corpus, settings=on.with_embedding(max_attempts=2))
         assert not failed.success
         assert unfinished_partitions(instance, "docs", settings.shards) == [
             partition_key("docs", s) for s in range(settings.shards)
@@ -166,8 +164,8 @@ def test_api_key_never_reaches_dagster_events_config_or_errors(
 ):
     secret = "sk-test-0123456789-SECRET"
     monkeypatch.setenv("INGEST_EMBEDDING_API_KEY", secret)
-    keyed = server_settings(settings, server, "openai").model_copy(
-        update={"embedding_api_key": secret, "embedding_max_attempts": 2}
+    keyed = server_settings(settings, server, "openai").with_embedding(
+        api_key=secret, max_attempts=2
     )
     folder = tmp_path / "c"
     folder.mkdir()

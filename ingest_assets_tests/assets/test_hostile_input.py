@@ -21,9 +21,9 @@ import pytest
 from pypdf import PdfReader, PdfWriter
 
 from benchmarks.corpus import make_text_pdf
+from ingest_assets.database import Database
 from ingest_assets.lib.extract import ExtractionError, extract
 from ingest_assets.lib.hashed_vectors import hashed_vectors
-from ingest_assets.resources.postgres import Database
 from ingest_assets.sources.base import DocumentRef
 from ingest_assets.sources.folder import (
     MAX_DOC_ID_BYTES,

@@ -213,7 +213,7 @@ class Stack:
         with `ingest dev`)."""
         script = (
             "import json, sys; from pathlib import Path; import psycopg; "
-            "from ingest_assets.resources.postgres import embedded_server_url; "
+            "from ingest_assets.database import embedded_server_url; "
             "conn = psycopg.connect(embedded_server_url(Path(sys.argv[1]))); "
             "conn.execute('SET search_path TO ingest, public'); "
             "rows = conn.execute(sys.argv[2], json.loads(sys.argv[3])).fetchall(); "
@@ -436,7 +436,7 @@ def release_embedded_postgres(pgdata: Path, env: dict[str, str]) -> None:
             sys.executable,
             "-c",
             "import sys; from pathlib import Path; "
-            "from ingest_assets.resources.postgres import embedded_server_url; "
+            "from ingest_assets.database import embedded_server_url; "
             "embedded_server_url(Path(sys.argv[1]))",
             str(pgdata),
         ],
@@ -532,7 +532,7 @@ DEPLOY = REPO_ROOT / "deploy"
 DATABASE_HOLDER = """
 import json, os, sys
 from ingest_assets.local_stack import database_url, open_instance
-from ingest_assets.resources.postgres import exit_cleanly_on_sigterm
+from ingest_assets.database import exit_cleanly_on_sigterm
 from ingest_assets.settings import IngestSettings
 exit_cleanly_on_sigterm()
 settings = IngestSettings()

@@ -69,8 +69,8 @@ def test_heading_only_pieces_are_dropped_but_text_is_kept(chunker):
 
 def test_token_count_covers_context_and_text(chunker):
     chunk = chunker.chunk("Short text.", "text", "A fairly long title for context")[0]
-    assert chunk.token_count == chunker.count_tokens([chunk.embedding_input])[0]
-    assert chunk.embedding_input.startswith("A fairly long title for context\n\n")
+    assert chunk.token_count == chunker.count_tokens([chunk.model_input])[0]
+    assert chunk.model_input.startswith("A fairly long title for context\n\n")
 
 
 @pytest.mark.parametrize(

@@ -8,14 +8,14 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from ingest_assets.lib.hashed_vectors import hashed_vectors
-from ingest_assets.resources.providers import (
-    EmbedderSpec,
+from ingest_assets.embedders import (
     EmbeddingError,
+    EmbeddingSettings,
     PermanentEmbeddingError,
     open_embedder,
 )
-from ingest_assets.resources.providers.base import embed_isolating
+from ingest_assets.embedders.base import embed_isolating
+from ingest_assets.lib.hashed_vectors import hashed_vectors
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer
 
 PROVIDERS = ["openai", "tei", "ollama"]
@@ -39,17 +39,17 @@ def clean(server: FakeEmbeddingServer) -> Iterator[None]:
     yield
 
 
-def spec(server: FakeEmbeddingServer, provider: str, **overrides) -> EmbedderSpec:
+def spec(server: FakeEmbeddingServer, provider: str, **overrides) -> EmbeddingSettings:
     values = dict(
         provider=provider, model="fake", url=server.url, timeout_s=2.0, backoff_s=0.01,
         max_attempts=8, deadline_s=30.0, concurrency=4,
     )  # fmt: skip
     values.update(overrides)
-    return EmbedderSpec(**values)
+    return EmbeddingSettings(**values)
 
 
-async def embed_all(embedder_spec: EmbedderSpec, texts: list[str], batch: int = 8):
-    async with open_embedder(embedder_spec) as embedder:
+async def embed_all(settings: EmbeddingSettings, texts: list[str], batch: int = 8):
+    async with open_embedder(settings) as embedder:
         batches = [texts[i : i + batch] for i in range(0, len(texts), batch)]
         results = await asyncio.gather(
             *(embed_isolating(embedder.embed, b, embedder.dimension) for b in batches)
@@ -136,7 +136,7 @@ def test_a_server_that_keeps_failing_gives_up_with_a_clear_message(server):
 
 
 def test_an_unreachable_server_fails_fast_and_names_the_url():
-    unreachable = EmbedderSpec(
+    unreachable = EmbeddingSettings(
         provider="tei", model="m", url="http://127.0.0.1:9", max_attempts=2, backoff_s=0.01
     )
     with pytest.raises(
@@ -162,7 +162,7 @@ def test_api_key_is_sent_but_never_appears_in_errors(server):
     ],
 )
 def test_openai_endpoint_accepts_base_urls_with_or_without_v1(base, expected):
-    from ingest_assets.resources.providers.http import APIS, endpoint
+    from ingest_assets.embedders.http import APIS, endpoint
 
     assert endpoint(base, APIS["openai"]) == expected
 

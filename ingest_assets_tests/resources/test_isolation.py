@@ -6,7 +6,7 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from ingest_assets.resources.providers.base import (
+from ingest_assets.embedders.base import (
     BatchTooLarge,
     EmbeddingError,
     InputRejected,

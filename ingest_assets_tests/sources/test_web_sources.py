@@ -266,15 +266,7 @@ def test_per_host_concurrency_and_delay_are_respected(site):
 
 def test_an_unreachable_robots_txt_fails_the_run_without_deleting_anything(ingest, db, site):
     ingest(sitemap(site))
-    site.robots = None
-    original = site._response
-
-    def robots_error(path, handler):  # type: ignore[no-untyped-def]
-        if path == "/robots.txt":
-            return 503, {}, b"busy"
-        return original(path, handler)
-
-    site._response = robots_error  # type: ignore[method-assign]
+    site.failing["/robots.txt"] = 503
     summary = ingest(sitemap(site))
 
     assert not summary.success

@@ -1,4 +1,5 @@
-"""Progress of long stages: logged to Dagster at intervals, and shown live by the CLI."""
+"""Progress of long stages: logged at intervals (to Dagster, in a run), and shown live by
+the CLI through a listener."""
 
 from __future__ import annotations
 
@@ -7,7 +8,11 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import dagster as dg
+
+class Log(Protocol):
+    """Where a stage says how far it got: Dagster's step log, or a `logging.Logger`."""
+
+    def info(self, msg: str) -> None: ...
 
 
 class ProgressListener(Protocol):
@@ -39,7 +44,7 @@ class StageProgress:
 
     LOG_INTERVAL_S = 5.0
 
-    def __init__(self, listener: ProgressListener, log: dg.DagsterLogManager, stage: str):
+    def __init__(self, listener: ProgressListener, log: Log, stage: str):
         self._listener = listener
         self._log = log
         self.stage = stage

@@ -17,16 +17,16 @@ from collections.abc import Callable
 import dagster as dg
 
 from ingest_assets import fanout
+from ingest_assets.database import Database
 from ingest_assets.definitions import INGEST_JOB
 from ingest_assets.partitions import range_tags
-from ingest_assets.progress import ProgressListener
-from ingest_assets.resources.postgres import Database
-from ingest_assets.runner import (
+from ingest_assets.pipeline.progress import ProgressListener
+from ingest_assets.runs.plan import plan_ranges
+from ingest_assets.runs.report import (
     BATCH_TAG,
     RangeResult,
     RunSummary,
     failure_message,
-    plan_ranges,
     range_outcome,
     summarize,
 )

@@ -1,4 +1,4 @@
-"""One-shot ingestion of a source through the Dagster instance (used by `ingest run`).
+"""`ingest run`'s local fast path: the plan's runs forked by this process.
 
 A source's shards are one contiguous key range. With `parallel` > 1 that range is cut into
 disjoint sub-ranges, each materialised by its own run of the ingest job in its own process
@@ -20,94 +20,35 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
-import psycopg
 
-from ingest_assets import fanout
+from ingest_assets.database import Database
 from ingest_assets.definitions import INGEST_JOB, build_definitions
-from ingest_assets.fanout import ShardRange
 from ingest_assets.local_stack import end_orphaned_run
-from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, range_tags
-from ingest_assets.progress import (
+from ingest_assets.partitions import range_tags
+from ingest_assets.pipeline.progress import (
     ForwardingProgress,
     MergedProgress,
     NoProgress,
     ProgressListener,
 )
-from ingest_assets.resources.postgres import Database
-from ingest_assets.settings import IngestSettings
-from ingest_assets.sources.registry import SourceRecord, upsert_registry
-from ingest_assets.store.documents import quarantined_documents
-from ingest_assets.store.sources import get_source, register_source
-
-# Keys of the stages' per-partition metadata that the closing summary adds up.
-SUMMED_METADATA = (
-    "documents_new",
-    "documents_changed",
-    "documents_unchanged",
-    "documents_deleted",
-    "documents_failed",
-    "documents_skipped",
-    "chunks_written",
-    "texts_embedded",
-    "texts_reused",
+from ingest_assets.runs.plan import plan_ranges
+from ingest_assets.runs.report import (
+    BATCH_TAG,
+    RangeResult,
+    RunSummary,
+    failure_message,
+    range_outcome,
+    summarize,
 )
-BATCH_TAG = "ingest/cli_batch"  # shared by the runs of one `ingest run`
+from ingest_assets.settings import IngestSettings
+
 _CPU_STAGES = ("documents", "chunking")  # a run in one of these keeps a core busy
 _PR_SET_PDEATHSIG = 1
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@dataclass
-class RunSummary:
-    source: str
-    run_id: str  # the runs' ids, comma-separated when the source took several runs
-    success: bool
-    seconds: float
-    totals: Counter[str] = field(default_factory=Counter)
-    quarantined: list[tuple[str, str]] = field(default_factory=list)
-    error: str | None = None
-    run_ids: list[str] = field(default_factory=list)
-    interrupted: int | None = None  # the signal that stopped the runs
-    skipped: dict[str, dict] = field(default_factory=dict)  # entries not read, by reason
-
-
-@dataclass
-class RangeResult:
-    """What one run over a shard range reports back."""
-
-    first: int
-    last: int
-    run_id: str
-    success: bool
-    totals: Counter[str] = field(default_factory=Counter)
-    error: str | None = None
-    skipped: dict[str, dict] = field(default_factory=dict)  # as raw_documents' `skipped`
-
-
-def merge_skipped(into: dict[str, dict], more: dict[str, dict], examples: int = 3) -> None:
-    """Add one partition's skipped entries (by reason: count and a few names) to `into`."""
-    for kind, entry in more.items():
-        merged = into.setdefault(kind, {"count": 0, "examples": []})
-        merged["count"] += entry["count"]
-        merged["examples"] = (merged["examples"] + entry["examples"])[:examples]
-
-
-def register(
-    settings: IngestSettings, db: Database, instance: dg.DagsterInstance, record: SourceRecord
-) -> None:
-    """Declare the source in the registry file and the database, and add its partition key
-    so the UI lists its shards at once (the sources sensor would, within a tick)."""
-    upsert_registry(settings.sources_path, record)
-    with db.connect() as conn:
-        register_source(conn, record)
-        conn.commit()
-    if not instance.has_dynamic_partition(SOURCES_PARTITIONS_NAME, record.name):
-        instance.add_dynamic_partitions(SOURCES_PARTITIONS_NAME, [record.name])
 
 
 def run_source(
@@ -146,59 +87,6 @@ def run_source(
     return summarize(db, source, results, time.perf_counter() - started, interrupted)
 
 
-def summarize(
-    db: Database,
-    source: str,
-    results: list[RangeResult],
-    seconds: float,
-    interrupted: int | None = None,
-) -> RunSummary:
-    """One summary of a source's runs, with what the database says is quarantined."""
-    results.sort(key=lambda r: r.first)
-    summary = RunSummary(
-        source=source,
-        run_id=", ".join(r.run_id for r in results),
-        success=interrupted is None and all(r.success for r in results),
-        seconds=seconds,
-        run_ids=[r.run_id for r in results],
-        interrupted=interrupted,
-    )
-    for result in results:
-        summary.totals.update(result.totals)
-        merge_skipped(summary.skipped, result.skipped)
-    errors = [r for r in results if r.error]
-    if len(errors) == 1 and len(results) == 1:
-        summary.error = errors[0].error
-    elif errors:
-        summary.error = "\n".join(
-            f"shards {r.first}-{r.last} (run {r.run_id}): {r.error}" for r in errors
-        )
-    with db.connect() as conn:
-        summary.quarantined = [(d, r) for d, _, r in quarantined_documents(conn, source)]
-    return summary
-
-
-def plan_ranges(
-    db: Database, source: str, shards: int, parallel: int, ranges: int | None
-) -> list[ShardRange]:
-    """The fan-out plan's ranges for this run: a first ingestion of a large source is split;
-    a source already indexed (usually little to do) is one run. `ranges` forces a split."""
-    if ranges is not None:
-        return fanout.shard_ranges(shards, ranges, ramp=fanout.RAMP)
-    with db.connect() as conn:
-        if _has_documents(conn, source):
-            return [(0, shards - 1)]
-        record = get_source(conn, source)
-    if record is None:
-        return [(0, shards - 1)]
-    return fanout.for_new_source(record, shards, parallel)
-
-
-def _has_documents(conn: psycopg.Connection, source: str) -> bool:
-    row = conn.execute("SELECT EXISTS (SELECT 1 FROM documents WHERE source = %s)", (source,))
-    return bool(row.fetchone()[0])  # type: ignore[index]
-
-
 def execute_range(
     settings: IngestSettings,
     instance: dg.DagsterInstance,
@@ -223,24 +111,6 @@ def execute_range(
     return range_outcome(
         (first, last), result.run_id, result.get_asset_materialization_events(), failure
     )
-
-
-def range_outcome(
-    shards: tuple[int, int],
-    run_id: str,
-    materializations: Iterable[dg.DagsterEvent],
-    failure: str | None,
-) -> RangeResult:
-    """A finished run's report: its stages' metadata summed, and why it failed if it did."""
-    outcome = RangeResult(*shards, run_id, failure is None, error=failure)
-    for event in materializations:
-        metadata = event.step_materialization_data.materialization.metadata
-        for key in SUMMED_METADATA:
-            if key in metadata:
-                outcome.totals[key] += int(metadata[key].value)  # type: ignore[arg-type]
-        if "skipped" in metadata:
-            merge_skipped(outcome.skipped, metadata["skipped"].value)  # type: ignore[arg-type]
-    return outcome
 
 
 @dataclass
@@ -449,19 +319,3 @@ def _fresh_stdio() -> None:
     progress display) may have held the old ones' locks at the moment of the fork."""
     sys.stdout = open(os.dup(1), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
     sys.stderr = open(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")  # noqa: SIM115
-
-
-def failure_message(events: Iterable[dg.DagsterEvent]) -> str:
-    for event in events:
-        error = getattr(event.event_specific_data, "error", None)
-        if error is not None:
-            where = f"step {event.step_key}" if event.step_key else "the run"
-            return f"{where} failed: {_root_cause(error)}"
-    return "the run failed; see its logs in the Dagster UI"
-
-
-def _root_cause(error: Any) -> str:
-    """The innermost error's message: ours, not Dagster's wrapper around it."""
-    while error.cause is not None:
-        error = error.cause
-    return error.message.strip()

@@ -1,10 +1,10 @@
-"""The provider interface: an async embedder opened for one step or one command."""
+"""The embedder interface (an async embedder opened for one step or one command), its
+errors, and what every provider shares: checking vectors and isolating rejected inputs."""
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,23 +26,6 @@ class BatchTooLarge(EmbeddingError):
 
 class InputRejected(EmbeddingError):
     """The server refused the request's content (HTTP 400): some input in it is poison."""
-
-
-@dataclass(frozen=True)
-class EmbedderSpec:
-    """Plain configuration of a provider; secrets are resolved before they get here."""
-
-    provider: str
-    model: str
-    url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    batch_size: int = 32
-    dimension: int | None = None  # only for providers that cannot report it (hashing)
-    concurrency: int = 4
-    timeout_s: float = 60.0
-    max_attempts: int = 6
-    deadline_s: float = 600.0
-    backoff_s: float = 0.5
 
 
 @dataclass
@@ -98,34 +81,3 @@ async def embed_isolating(
     right, right_errors = await embed_isolating(embed, texts[middle:], dimension)
     errors = {**left_errors, **{middle + i: reason for i, reason in right_errors.items()}}
     return np.concatenate([left, right]), errors
-
-
-@contextlib.asynccontextmanager
-async def open_embedder(spec: EmbedderSpec, *, prepare: bool = True) -> AsyncIterator[Embedder]:
-    """Open the provider named in `spec` for the duration of the block. With prepare=False
-    nothing is loaded or sent until the caller's `prepare()`: an unreachable server fails
-    only the step that needs it, and a step with nothing to embed loads no model."""
-    embedder: Embedder
-    if spec.provider == "local":
-        from ingest_assets.resources.providers.local import LocalEmbedder
-
-        embedder = LocalEmbedder(spec)
-        if prepare:
-            await embedder.prepare()
-        yield embedder
-    elif spec.provider == "hashing":
-        from ingest_assets.resources.providers.hashing import HashingEmbedder
-
-        yield HashingEmbedder(spec)
-    elif spec.provider in ("openai", "tei", "ollama"):
-        from ingest_assets.resources.providers.http import open_http_embedder
-
-        async with open_http_embedder(spec) as embedder:
-            if prepare:
-                await embedder.prepare()
-            yield embedder
-    else:
-        raise EmbeddingError(
-            f"unknown embedding provider {spec.provider!r}; "
-            "use local, hashing, openai, tei or ollama"
-        )

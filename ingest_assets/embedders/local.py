@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from ingest_assets.resources.providers.base import (
-    EmbedderSpec,
+from ingest_assets.embedders.base import (
     EmbedderStats,
     EmbeddingError,
     check_vectors,
 )
+from ingest_assets.embedders.settings import EmbeddingSettings
 
 PACKAGED_MODEL_NAMES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
@@ -43,18 +43,18 @@ def model_path(model: str) -> Path:
 class LocalEmbedder:
     """Loads the model on `prepare()`, so a step with nothing to embed never pays for it."""
 
-    def __init__(self, spec: EmbedderSpec):
-        self.model = spec.model
+    def __init__(self, settings: EmbeddingSettings):
+        self.model = settings.model
         self.dimension = 0
         self.stats = EmbedderStats()
         self.max_concurrency = 1  # one encode() at a time already uses every core
-        self._spec = spec
+        self._settings = settings
         self._model: Any = None
 
     async def prepare(self) -> None:
         if self._model is not None:
             return
-        path = model_path(self._spec.model)
+        path = model_path(self._settings.model)
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         # The weight-loading progress bar would break through the CLI's own progress display.
@@ -77,7 +77,7 @@ class LocalEmbedder:
         vectors = await asyncio.to_thread(
             self._model.encode,
             list(texts),
-            batch_size=self._spec.batch_size,
+            batch_size=self._settings.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,

@@ -7,16 +7,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ingest_assets.embedders.base import EmbedderStats, check_vectors
+from ingest_assets.embedders.settings import EmbeddingSettings
 from ingest_assets.lib.hashed_vectors import hashed_vectors
-from ingest_assets.resources.providers.base import EmbedderSpec, EmbedderStats, check_vectors
 
 DEFAULT_DIMENSION = 384
 
 
 class HashingEmbedder:
-    def __init__(self, spec: EmbedderSpec):
-        self.model = spec.model
-        self.dimension = spec.dimension or DEFAULT_DIMENSION
+    def __init__(self, settings: EmbeddingSettings):
+        self.model = settings.model
+        self.dimension = settings.dimension or DEFAULT_DIMENSION
         self.stats = EmbedderStats()
         self.max_concurrency = 1
 

@@ -20,15 +20,15 @@ from typing import Any
 import httpx
 import numpy as np
 
-from ingest_assets.resources.providers.base import (
+from ingest_assets.embedders.base import (
     BatchTooLarge,
-    EmbedderSpec,
     EmbedderStats,
     EmbeddingError,
     InputRejected,
     PermanentEmbeddingError,
     check_vectors,
 )
+from ingest_assets.embedders.settings import EmbeddingSettings
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 _MAX_BACKOFF_S = 30.0
@@ -90,17 +90,17 @@ def endpoint(base_url: str, api: Api) -> str:
 
 
 class HttpEmbedder:
-    def __init__(self, spec: EmbedderSpec, client: httpx.AsyncClient, api: Api):
-        if not spec.url:
-            raise EmbeddingError(f"provider {spec.provider!r} needs INGEST_EMBEDDING_URL")
-        self.model = spec.model
+    def __init__(self, settings: EmbeddingSettings, client: httpx.AsyncClient, api: Api):
+        if not settings.url:
+            raise EmbeddingError(f"provider {settings.provider!r} needs INGEST_EMBEDDING_URL")
+        self.model = settings.model
         self.dimension = 0
         self.stats = EmbedderStats()
-        self.max_concurrency = spec.concurrency
-        self._spec = spec
+        self.max_concurrency = settings.concurrency
+        self._settings = settings
         self._client = client
         self._api = api
-        self._url = endpoint(spec.url, api)
+        self._url = endpoint(settings.url, api)
         self._other_path = _other_openai_path(self._url) if api.name == "openai" else None
         self._base64 = api.name == "openai"
         self._random = random.Random()
@@ -118,7 +118,7 @@ class HttpEmbedder:
             self.stats = stats
 
     async def _probe(self) -> int:
-        for _ in range(self._spec.max_attempts):
+        for _ in range(self._settings.max_attempts):
             first = (await self._request(["dimension probe"])).shape[1]
             second = (await self._request(["second dimension probe"])).shape[1]
             if first == second:
@@ -131,7 +131,7 @@ class HttpEmbedder:
         return vectors / np.where(norms == 0, 1.0, norms)
 
     async def _request(self, texts: Sequence[str]) -> np.ndarray:
-        deadline = time.monotonic() + self._spec.deadline_s
+        deadline = time.monotonic() + self._settings.deadline_s
         attempt = 0
         while True:
             attempt += 1
@@ -143,7 +143,7 @@ class HttpEmbedder:
                 self.stats.texts += len(texts)
                 return outcome
             delay = retry_after if retry_after is not None else self._backoff(attempt)
-            if attempt >= self._spec.max_attempts or time.monotonic() + delay > deadline:
+            if attempt >= self._settings.max_attempts or time.monotonic() + delay > deadline:
                 raise EmbeddingError(
                     f"{self._api.name} server at {self._url} failed {attempt} times, "
                     f"last with {outcome}; giving up"
@@ -152,12 +152,14 @@ class HttpEmbedder:
             await asyncio.sleep(delay)
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(_MAX_BACKOFF_S, self._spec.backoff_s * 2 ** (attempt - 1))
+        ceiling = min(_MAX_BACKOFF_S, self._settings.backoff_s * 2 ** (attempt - 1))
         return self._random.uniform(0, ceiling)
 
     async def _attempt(self, texts: Sequence[str]) -> tuple[np.ndarray | str, float | None]:
         """One request: (vectors, None) on success, else (retryable cause, Retry-After)."""
-        headers = {"Authorization": f"Bearer {self._spec.api_key}"} if self._spec.api_key else {}
+        headers = (
+            {"Authorization": f"Bearer {self._settings.api_key}"} if self._settings.api_key else {}
+        )
         payload = self._api.payload(self.model, texts, self._base64)
         try:
             response = await self._client.post(self._url, json=payload, headers=headers)
@@ -221,8 +223,8 @@ class HttpEmbedder:
             text = str(error)[:500]
         except ValueError:
             pass
-        if self._spec.api_key:
-            text = text.replace(self._spec.api_key, "***")
+        if self._settings.api_key:
+            text = text.replace(self._settings.api_key, "***")
         return f"HTTP {response.status_code}: {text}"
 
 
@@ -252,10 +254,10 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 
 @contextlib.asynccontextmanager
-async def open_http_embedder(spec: EmbedderSpec) -> AsyncIterator[HttpEmbedder]:
+async def open_http_embedder(settings: EmbeddingSettings) -> AsyncIterator[HttpEmbedder]:
     limits = httpx.Limits(
-        max_connections=spec.concurrency, max_keepalive_connections=spec.concurrency
+        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
     )
-    timeout = httpx.Timeout(spec.timeout_s, connect=min(10.0, spec.timeout_s))
+    timeout = httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s))
     async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
-        yield HttpEmbedder(spec, client, APIS[spec.provider])
+        yield HttpEmbedder(settings, client, APIS[settings.provider])
