@@ -30,7 +30,7 @@ _STAGES = (
     ("Dagster: event and run storage", r"\((sqlalchemy|psycopg2|dagster_postgres)/"),
     ("database: the pipeline's reads and writes", r"\((psycopg|psycopg_pool|pgvector)/"),
     ("embed: HTTP (httpx)", r"\((httpx|httpcore|h11|anyio)/"),
-    ("embed: JSON, base64, vector checks", r"\(ingest_assets/resources/"),
+    ("embed: JSON, base64, vector checks", r"\(ingest_assets/defs/resources/"),
 )
 # Otherwise the innermost frame of a known package decides.
 _OWNERS = (

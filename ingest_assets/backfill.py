@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import dagster as dg
 from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 
-from ingest_assets.partitions import partition_key
+from ingest_assets.defs.partitions import partition_key
 from ingest_assets.webserver import WebserverError, graphql
 
 PIPELINE_ASSETS = ("raw_documents", "chunks", "embeddings")

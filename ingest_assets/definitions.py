@@ -7,16 +7,16 @@ import warnings
 import dagster as dg
 
 from ingest_assets import fanout
-from ingest_assets.assets.checks import build_checks
-from ingest_assets.assets.chunks import build_chunks
-from ingest_assets.assets.embeddings import build_embeddings
-from ingest_assets.assets.raw_documents import build_raw_documents
+from ingest_assets.defs.assets.checks import build_checks
+from ingest_assets.defs.assets.chunks import build_chunks
+from ingest_assets.defs.assets.embeddings import build_embeddings
+from ingest_assets.defs.assets.raw_documents import build_raw_documents
+from ingest_assets.defs.partitions import build_partitions
+from ingest_assets.defs.resources.embeddings import EmbeddingResource
+from ingest_assets.defs.resources.postgres import PostgresResource
+from ingest_assets.defs.sensors import build_sensors
 from ingest_assets.lib.chunking import Chunker
-from ingest_assets.partitions import build_partitions
 from ingest_assets.pipeline.progress import NoProgress, ProgressListener
-from ingest_assets.resources.embeddings import EmbeddingResource
-from ingest_assets.resources.postgres import PostgresResource
-from ingest_assets.sensors import build_sensors
 from ingest_assets.settings import IngestSettings, load_settings
 
 INGEST_JOB = "ingest_job"

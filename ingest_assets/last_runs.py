@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from ingest_assets.partitions import RANGE_START, SOURCE_TAG, partition_key
+from ingest_assets.defs.partitions import RANGE_START, SOURCE_TAG, partition_key
 
 TRIGGER_TAG = "ingest/trigger"
 # Dagster's own run tags (documented names; its constants live in a private module).

@@ -12,7 +12,7 @@ import dagster as dg
 import sqlalchemy.exc
 
 from ingest_assets.database import Database, embedded_server_url, ensure_database, url_for_database
-from ingest_assets.resources.embeddings import EMBEDDING_POOL
+from ingest_assets.defs.resources.embeddings import EMBEDDING_POOL
 from ingest_assets.settings import IngestSettings
 
 DAGSTER_DATABASE = "dagster"

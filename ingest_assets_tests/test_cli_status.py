@@ -18,8 +18,8 @@ import pytest
 from psycopg import sql
 
 from ingest_assets.database import Database, ensure_database, url_for_database
+from ingest_assets.defs.partitions import RANGE_START, SOURCE_TAG, partition_key
 from ingest_assets.last_runs import LastRun, ago, last_runs, trigger_of
-from ingest_assets.partitions import RANGE_START, SOURCE_TAG, partition_key
 from ingest_assets.sources.registry import SourceRecord
 from ingest_assets.store.sources import register_source
 from ingest_assets.testing.environment import isolated_environment

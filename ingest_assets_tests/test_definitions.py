@@ -11,8 +11,8 @@ import dagster as dg
 import yaml
 
 from ingest_assets.definitions import INGEST_JOB, build_definitions
+from ingest_assets.defs.partitions import SHARD_DIMENSION, SOURCE_DIMENSION
 from ingest_assets.embedders import EmbeddingSettings
-from ingest_assets.partitions import SHARD_DIMENSION, SOURCE_DIMENSION
 from ingest_assets.settings import IngestSettings
 from ingest_assets_tests.conftest import REPO_ROOT
 

@@ -12,8 +12,8 @@ import pytest
 
 from benchmarks.corpus import generate_corpus
 from ingest_assets import fanout
+from ingest_assets.defs.partitions import SOURCE_TAG, partition_key
 from ingest_assets.fanout import first_ingestion, shard_ranges
-from ingest_assets.partitions import SOURCE_TAG, partition_key
 from ingest_assets.runs.local import run_source
 from ingest_assets.runs.plan import register
 from ingest_assets.runs.report import BATCH_TAG

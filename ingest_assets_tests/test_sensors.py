@@ -11,9 +11,9 @@ import dagster as dg
 import pytest
 
 from ingest_assets import fanout
+from ingest_assets.defs.partitions import SOURCES_PARTITIONS_NAME, partition_key
 from ingest_assets.lib.fingerprints import shard_digests
 from ingest_assets.lib.hashing import shard_of
-from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key
 from ingest_assets.pipeline.changes import StoredFingerprint, changed_shards, classify, gone
 from ingest_assets.sources import DocumentRef, notifications
 from ingest_assets.sources.registry import SourceRecord, save_registry

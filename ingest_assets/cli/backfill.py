@@ -13,8 +13,8 @@ from ingest_assets.backfill import (
     unfinished_partitions,
 )
 from ingest_assets.cli.common import cli_settings, console, out
+from ingest_assets.defs.partitions import SOURCES_PARTITIONS_NAME, partition_key
 from ingest_assets.local_stack import database_url, open_instance
-from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, partition_key
 from ingest_assets.webserver import DEFAULT_URL, WebserverError, running_dev_url
 
 

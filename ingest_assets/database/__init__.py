@@ -1,5 +1,5 @@
 """The pipeline's PostgreSQL: the embedded server, connections and migrations. No Dagster here;
-`resources/postgres.py` is the Dagster resource over it."""
+`defs/resources/postgres.py` is the Dagster resource over it."""
 
 from ingest_assets.database.connection import Database, ensure_database, url_for_database
 from ingest_assets.database.embedded import embedded_server_url, exit_cleanly_on_sigterm

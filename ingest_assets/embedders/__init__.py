@@ -1,5 +1,5 @@
 """Embedding providers behind one small interface: a plain library (no Dagster). The
-Dagster resource (resources/embeddings.py) opens one per step; commands open one directly."""
+Dagster resource (defs/resources/embeddings.py) opens one per step; commands open one directly."""
 
 from ingest_assets.embedders.base import (
     Embedder,

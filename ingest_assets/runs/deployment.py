@@ -19,7 +19,7 @@ import dagster as dg
 from ingest_assets import fanout
 from ingest_assets.database import Database
 from ingest_assets.definitions import INGEST_JOB
-from ingest_assets.partitions import range_tags
+from ingest_assets.defs.partitions import range_tags
 from ingest_assets.pipeline.progress import ProgressListener
 from ingest_assets.runs.plan import plan_ranges
 from ingest_assets.runs.report import (

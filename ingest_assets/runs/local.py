@@ -27,8 +27,8 @@ import dagster as dg
 
 from ingest_assets.database import Database
 from ingest_assets.definitions import INGEST_JOB, build_definitions
+from ingest_assets.defs.partitions import range_tags
 from ingest_assets.local_stack import end_orphaned_run
-from ingest_assets.partitions import range_tags
 from ingest_assets.pipeline.progress import (
     ForwardingProgress,
     MergedProgress,

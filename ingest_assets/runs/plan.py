@@ -8,8 +8,8 @@ import psycopg
 
 from ingest_assets import fanout
 from ingest_assets.database import Database
+from ingest_assets.defs.partitions import SOURCES_PARTITIONS_NAME
 from ingest_assets.fanout import ShardRange
-from ingest_assets.partitions import SOURCES_PARTITIONS_NAME
 from ingest_assets.settings import IngestSettings
 from ingest_assets.sources.registry import SourceRecord, upsert_registry
 from ingest_assets.store.sources import get_source, register_source

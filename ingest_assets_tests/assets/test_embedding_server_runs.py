@@ -135,7 +135,7 @@ def test_unfinished_partitions_are_exactly_the_failed_ones(
     ingest, settings, instance, server, corpus
 ):
     from ingest_assets.backfill import unfinished_partitions
-    from ingest_assets.partitions import partition_key
+    from ingest_assets.defs.partitions import partition_key
 
     on = server_settings(settings, server, "tei")
     assert unfinished_partitions(instance, "docs", settings.shards) == [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from ingest_assets.definitions import CHECKS_JOB, build_definitions
+from ingest_assets.defs.partitions import partition_key
 from ingest_assets.lib.hashed_vectors import hashed_vectors
-from ingest_assets.partitions import partition_key
 from ingest_assets.store.search import search
 from ingest_assets.store.vectors import list_models, vector_table_name
 
@@ -116,7 +116,7 @@ def test_quarantine_check_warns_and_lists_the_reason(ingest, settings, instance,
 def test_vector_check_in_a_partitioned_run_judges_only_that_runs_shards(
     ingest, settings, db, instance, tmp_path
 ):
-    from ingest_assets.assets.checks import run_scope
+    from ingest_assets.defs.assets.checks import run_scope
 
     assert run_scope({}) is None
     assert run_scope({"dagster/partition": "docs|0003"}) == {"docs": [3]}

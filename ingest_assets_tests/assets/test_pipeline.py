@@ -9,9 +9,9 @@ import pytest
 
 from benchmarks.corpus import make_text_pdf
 from ingest_assets.database import Database
+from ingest_assets.defs.partitions import SOURCES_PARTITIONS_NAME, build_partitions, source_range
 from ingest_assets.lib.chunking import Chunker
 from ingest_assets.lib.hashed_vectors import hashed_vectors
-from ingest_assets.partitions import SOURCES_PARTITIONS_NAME, build_partitions, source_range
 from ingest_assets.store.search import search
 from ingest_assets.store.vectors import vector_table_name
 

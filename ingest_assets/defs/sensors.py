@@ -11,16 +11,16 @@ import dagster as dg
 import psycopg
 
 from ingest_assets import fanout
-from ingest_assets.lib.fingerprints import shard_digests
-from ingest_assets.lib.hashing import shard_of
-from ingest_assets.partitions import (
+from ingest_assets.defs.partitions import (
     SOURCE_TAG,
     SOURCES_PARTITIONS_NAME,
     range_tags,
     sources_partitions,
 )
+from ingest_assets.defs.resources.postgres import PostgresResource
+from ingest_assets.lib.fingerprints import shard_digests
+from ingest_assets.lib.hashing import shard_of
 from ingest_assets.pipeline.changes import StoredFingerprint, changed_shards
-from ingest_assets.resources.postgres import PostgresResource
 from ingest_assets.settings import IngestSettings
 from ingest_assets.sources import (
     DocumentRef,

@@ -5,12 +5,12 @@ from typing import Any
 
 import dagster as dg
 
+from ingest_assets.defs.partitions import partition_key, shards_by_source
+from ingest_assets.defs.resources.embeddings import EMBEDDING_POOL, EmbeddingResource
+from ingest_assets.defs.resources.postgres import PostgresResource
 from ingest_assets.embedders import Embedder, EmbeddingError, PermanentEmbeddingError
-from ingest_assets.partitions import partition_key, shards_by_source
 from ingest_assets.pipeline.embed import embed_partitions
 from ingest_assets.pipeline.progress import ProgressListener, StageProgress
-from ingest_assets.resources.embeddings import EMBEDDING_POOL, EmbeddingResource
-from ingest_assets.resources.postgres import PostgresResource
 from ingest_assets.store.vectors import DimensionMismatch
 
 

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 
 import dagster as dg
 
-from ingest_assets.partitions import partition_key, shards_by_source
+from ingest_assets.defs.partitions import partition_key, shards_by_source
+from ingest_assets.defs.resources.postgres import PostgresResource
 from ingest_assets.pipeline.progress import ProgressListener, StageProgress
 from ingest_assets.pipeline.scan import EXTRACTOR_VERSION, SourceNotRegistered, scan_shards
-from ingest_assets.resources.postgres import PostgresResource
 from ingest_assets.sources import SourceReadError
 
 

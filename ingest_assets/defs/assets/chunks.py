@@ -2,11 +2,11 @@
 
 import dagster as dg
 
+from ingest_assets.defs.partitions import partition_key, shards_by_source
+from ingest_assets.defs.resources.postgres import PostgresResource
 from ingest_assets.lib.chunking import Chunker
-from ingest_assets.partitions import partition_key, shards_by_source
 from ingest_assets.pipeline.chunk import chunk_shards
 from ingest_assets.pipeline.progress import ProgressListener, StageProgress
-from ingest_assets.resources.postgres import PostgresResource
 
 
 def build_chunks(

@@ -6,8 +6,8 @@ from functools import partial
 import dagster as dg
 import psycopg
 
-from ingest_assets.partitions import RANGE_END, RANGE_START
-from ingest_assets.resources.postgres import PostgresResource
+from ingest_assets.defs.partitions import RANGE_END, RANGE_START
+from ingest_assets.defs.resources.postgres import PostgresResource
 from ingest_assets.store.checks import (
     chunks_of_deleted_documents,
     chunks_without_vector,
