@@ -17,6 +17,7 @@ _PUBLIC = {
     "EmbeddingSettings": "ingest_assets.embedders",
     "open_embedder": "ingest_assets.embedders",
     "build_definitions": "ingest_assets.definitions",
+    "search": "ingest_assets.search_api",
 }
 __all__ = sorted(_PUBLIC)
 

@@ -59,7 +59,7 @@ def build_definitions(
         build_chunks(partitions, chunker, retry_policy, backfill_policy),
         build_embeddings(partitions, model_version, retry_policy, backfill_policy),
     ]
-    checks = build_checks(settings.embedding.model)
+    checks = build_checks(settings.embedding.model, settings.shards)
     ingest_job = dg.define_asset_job(
         INGEST_JOB,
         selection=dg.AssetSelection.assets(*assets),

@@ -11,22 +11,13 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy.exc
 
-from ingest_assets.database import Database, embedded_server_url, ensure_database, url_for_database
+from ingest_assets.database import database_url as database_url  # re-exported for the commands
+from ingest_assets.database import ensure_database, url_for_database
+from ingest_assets.database import open_database as open_database  # re-exported for the commands
 from ingest_assets.defs.resources.embeddings import EMBEDDING_POOL
 from ingest_assets.settings import IngestSettings
 
 DAGSTER_DATABASE = "dagster"
-
-
-def database_url(settings: IngestSettings) -> str:
-    """The configured PostgreSQL, or the embedded one (started or joined) when none is."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    return embedded_server_url(settings.embedded_pgdata)
-
-
-def open_database(settings: IngestSettings) -> Database:
-    return Database(database_url(settings), settings.db_schema, settings.shards)
 
 
 def prepare_dagster_environment(settings: IngestSettings, db_url: str) -> Path:

@@ -1,35 +1,60 @@
-"""The `ingest` group: the commands of the other modules, and one line per failure."""
+"""The `ingest` group: the commands of the other modules, and one line per failure.
+
+A command's module is imported only when that command runs (or `ingest --help` lists it):
+`ingest search` must not pay for Dagster, SQLAlchemy or torch, which other commands import."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
 
 import click
 import psycopg
-import sqlalchemy.exc
 
-from ingest_assets.cli.backfill import backfill
 from ingest_assets.cli.common import ConfigurationError, console, first_line
-from ingest_assets.cli.dev import dev
-from ingest_assets.cli.models import model
-from ingest_assets.cli.run import run
-from ingest_assets.cli.search import search_command
-from ingest_assets.cli.sources import source
-from ingest_assets.cli.status import status
 from ingest_assets.database import exit_cleanly_on_sigterm
 from ingest_assets.embedders import EmbeddingError
 from ingest_assets.store.index_settings import ShardCountMismatch
 
+# name: (module, attribute) of each command
+COMMANDS = {
+    "backfill": ("ingest_assets.cli.backfill", "backfill"),
+    "dev": ("ingest_assets.cli.dev", "dev"),
+    "eval": ("ingest_assets.cli.eval", "eval_command"),
+    "model": ("ingest_assets.cli.models", "model"),
+    "run": ("ingest_assets.cli.run", "run"),
+    "search": ("ingest_assets.cli.search", "search_command"),
+    "source": ("ingest_assets.cli.sources", "source"),
+    "status": ("ingest_assets.cli.status", "status"),
+}
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    """psycopg's base error, and SQLAlchemy's if a command has imported SQLAlchemy (through
+    Dagster): one that has not cannot raise it, and importing it here would cost every command."""
+    exc = sys.modules.get("sqlalchemy.exc")
+    return (psycopg.Error, exc.SQLAlchemyError) if exc is not None else (psycopg.Error,)
+
 
 class IngestGroup(click.Group):
-    """Turns infrastructure failures into one clear line instead of a traceback."""
+    """Loads commands lazily; turns infrastructure failures into one clear line instead of a
+    traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attribute = COMMANDS[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except (psycopg.Error, sqlalchemy.exc.SQLAlchemyError) as err:
+        except _database_errors() as err:
             raise click.ClickException(
                 f"database error: {first_line(err)}. Work already committed is kept; "
                 "run the command again to finish."
@@ -58,12 +83,3 @@ class IngestGroup(click.Group):
 def main() -> None:
     """Ingest documents into PostgreSQL/pgvector with Dagster, and search them."""
     exit_cleanly_on_sigterm()
-
-
-main.add_command(run)
-main.add_command(search_command)
-main.add_command(status)
-main.add_command(source)
-main.add_command(model)
-main.add_command(backfill)
-main.add_command(dev)

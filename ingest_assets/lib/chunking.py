@@ -30,7 +30,7 @@ _WORD_CACHE_LIMIT = 200_000
 _CONTEXT_SEPARATOR = " › "
 _MAX_CONTEXT_CHARS = 200
 # Bump when the chunk output changes for the same input and settings.
-_ALGORITHM_VERSION = "3"
+_ALGORITHM_VERSION = "4"  # 4: a chunk opening with a heading is in that section
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,10 @@ def heading_positions(markdown: str) -> list[tuple[int, int, str]]:
 
 
 def heading_path(headings: list[tuple[int, int, str]], offsets: list[int], at: int) -> list[str]:
-    """The chain of enclosing headings for text starting at offset `at` (headings before it)."""
+    """The path of the section that text starting at offset `at` is in: the headings before
+    it and a heading at `at` itself (a chunk that opens with its own heading belongs to it)."""
     stack: list[tuple[int, str]] = []
-    for _, level, title in headings[: bisect.bisect_left(offsets, at)]:
+    for _, level, title in headings[: bisect.bisect_right(offsets, at)]:
         while stack and stack[-1][0] >= level:
             stack.pop()
         stack.append((level, title))
@@ -171,6 +172,12 @@ class Chunker:
         if not pieces:
             return []
         pieces, body_tokens = self._within_limit(pieces)
+        # Splitting an oversize piece again can leave its heading alone in a part: drop it too.
+        kept = [i for i, (_, body) in enumerate(pieces) if not _only_headings(body)]
+        if len(kept) < len(pieces):
+            pieces, body_tokens = [pieces[i] for i in kept], [body_tokens[i] for i in kept]
+        if not pieces:
+            return []
         offsets = [h[0] for h in headings]
         # chunk_indices gives character offsets; headings are located by character offset too.
         contexts = [join_context(title, heading_path(headings, offsets, at)) for at, _ in pieces]

@@ -36,6 +36,10 @@ MAX_LINE_CHARS = 10_000
 _MAX_FRONT_MATTER_CHARS = 64 * 1024
 
 
+_TITLE_MAX_WORDS = 14
+_TITLE_MAX_CHARS = 120
+
+
 class ExtractionError(Exception):
     """Content that cannot be turned into text; str(err) is a short human reason."""
 
@@ -65,12 +69,30 @@ def extract(data: bytes, suffix: str, *, name: str = "") -> ExtractedDocument:
     if kind == ".txt" or kind in _MARKDOWN_SUFFIXES:
         _check_size(decoded)  # early, before the regexes; HTML markup is not text
     if kind == ".txt":
-        return _finish(None, fallback_title, decoded, "text")
+        return _finish(_title_line(decoded), fallback_title, decoded, "text")
     if kind in _MARKDOWN_SUFFIXES:
         title, text = _extract_markdown(decoded)
     else:
         title, text = extract_html(decoded)
     return _finish(title, fallback_title, text, "markdown")
+
+
+def _title_line(text: str) -> str | None:
+    """A plain-text document's first non-empty line, when it reads as a title: a few words,
+    starting with a letter or digit, not a sentence (no closing punctuation), and followed by
+    a blank line and more text."""
+    lines = text.lstrip().split("\n", 2)
+    if len(lines) < 3 or lines[1].strip() or not lines[2].strip():
+        return None
+    first = lines[0].strip()
+    if (
+        0 < len(first.split()) <= _TITLE_MAX_WORDS
+        and len(first) <= _TITLE_MAX_CHARS
+        and first[0].isalnum()
+        and not first.endswith((".", ",", ";", ":", "!", "?"))
+    ):
+        return first
+    return None
 
 
 def _title_from_name(name: str) -> str | None:
@@ -229,8 +251,27 @@ def _extract_pdf(data: bytes) -> tuple[str | None, str]:
     _check_size("".join(pages))
     if pages and not any(page.strip() for page in pages):
         raise ExtractionError("PDF has no extractable text (scanned or image-only?)")
-    text = "\n\n".join(page.strip("\r\n") for page in pages if page.strip())
+    texts = [page.strip("\r\n") for page in pages]
+    for level, heading, page in reversed(read.outline):
+        if 0 <= page < len(texts):
+            texts[page] = _mark_heading(texts[page], heading, level)
+    text = "\n\n".join(t for t in texts if t.strip())
     return read.title, text
+
+
+def _mark_heading(page: str, heading: str, level: int) -> str:
+    """Make an outline entry a Markdown heading in its page's text, so the chunker gives the
+    pages' chunks their section: the line that starts with the entry's title becomes the
+    heading; without such a line the heading opens the page."""
+    marker = "#" * min(level + 1, 6) + " " + " ".join(heading.split())
+    wanted = " ".join(heading.split()).casefold()
+    lines = page.split("\n")
+    for i, line in enumerate(lines):
+        if wanted and " ".join(line.split()).casefold().startswith(wanted):
+            rest = " ".join(line.split())[len(wanted) :].strip()
+            lines[i : i + 1] = ["", marker, "", *([rest] if rest else [])]
+            return "\n".join(lines)
+    return marker + "\n\n" + page
 
 
 _PDF = PdfTextReader()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import functools
+import itertools
 import json
 import os
 import resource
@@ -25,11 +26,12 @@ import sys
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 MEMORY_LIMIT_BYTES = 1 << 30
 TIME_LIMIT_S = 120.0
+_MAX_OUTLINE_ENTRIES = 5000
 _REQUEST = struct.Struct(">II")  # PDF size, max_chars; then the PDF
 _HEADER = struct.Struct(">I")  # reply size; then the JSON reply
 
@@ -42,6 +44,8 @@ class PdfError(Exception):
 class PdfText:
     title: str | None
     pages: list[str]
+    # The document's outline (bookmarks) in order: (depth from 0, title, page index).
+    outline: list[tuple[int, str, int]] = field(default_factory=list)
 
 
 class PdfTextReader:
@@ -75,7 +79,8 @@ class PdfTextReader:
                 raise PdfError(self._death()) from None
         if "error" in reply:
             raise PdfError(reply["error"])
-        return PdfText(title=reply["title"], pages=reply["pages"])
+        outline = [(int(d), str(t), int(p)) for d, t, p in reply.get("outline", [])]
+        return PdfText(title=reply["title"], pages=reply["pages"], outline=outline)
 
     def close(self) -> None:
         if self._child is not None:
@@ -194,11 +199,24 @@ def _extract(pdfium: Any, data: bytes, max_chars: int) -> dict[str, Any]:
             if size > max_chars:
                 break  # no point reading more: the caller refuses the document
         title = document.get_metadata_value("Title")
+        outline = _outline(document, len(pages))
     except pdfium.PdfiumError as err:
         return {"error": f"corrupt PDF: {_reason(err)}"}
     finally:
         document.close()
-    return {"title": title or None, "pages": pages}
+    return {"title": title or None, "pages": pages, "outline": outline}
+
+
+def _outline(document: Any, pages: int) -> list[tuple[int, str, int]]:
+    """Bookmarks that point at a page that was read: (depth, title, page index)."""
+    entries = []
+    for bookmark in itertools.islice(document.get_toc(max_depth=6), _MAX_OUTLINE_ENTRIES):
+        destination = bookmark.get_dest()
+        page = destination.get_index() if destination is not None else None
+        title = " ".join((bookmark.get_title() or "").split())
+        if title and page is not None and 0 <= page < pages:
+            entries.append((bookmark.level, title[:200], page))
+    return entries
 
 
 def _reason(err: Exception) -> str:

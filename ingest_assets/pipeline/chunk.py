@@ -11,14 +11,17 @@ import psycopg
 from ingest_assets.database import Database
 from ingest_assets.lib.chunking import Chunk, Chunker
 from ingest_assets.pipeline.progress import StageProgress
+from ingest_assets.sources.registry import DEFAULT_LANGUAGE, text_search_config
 from ingest_assets.store.chunks import (
     DocumentToChunk,
     count_documents_to_chunk,
     documents_to_chunk,
     quarantine_document,
     replace_chunks,
+    text_search_config_exists,
 )
 from ingest_assets.store.locks import shard_locks
+from ingest_assets.store.sources import get_source
 
 
 @dataclass
@@ -38,10 +41,11 @@ def chunk_source(
     """Re-chunk the shards' documents whose chunks are missing or stale."""
     report = ChunkReport()
     counts = report.per_shard
-    stage.start(total := count_documents_to_chunk(reader, source, shards, chunker.signature))
+    signature, ts_config = chunker.signature, _text_search_config(reader, source)
+    stage.start(total := count_documents_to_chunk(reader, source, shards, signature, ts_config))
     if not total:
         return report  # nothing changed: no second scan of the documents
-    for batch in documents_to_chunk(reader, source, shards, chunker.signature):
+    for batch in documents_to_chunk(reader, source, shards, signature, ts_config):
         done: list[tuple[DocumentToChunk, list[Chunk]]] = []
         for doc in batch:
             try:
@@ -51,7 +55,7 @@ def chunk_source(
                 counts[(doc.shard, "quarantined")] += 1
                 continue
             done.append((doc, pieces))
-        replaced = replace_chunks(writer, done, chunker.signature)
+        replaced = replace_chunks(writer, done, signature, ts_config)
         for doc, pieces in done:
             if doc.id not in replaced:
                 continue  # changed again meanwhile: the next run chunks the new content
@@ -63,6 +67,19 @@ def chunk_source(
                 samples.append((doc.doc_id, pieces[0].context, pieces[0].text[:160]))
         stage.advance(len(batch))
     return report
+
+
+def _text_search_config(conn: psycopg.Connection, source: str) -> str:
+    """The source's `language` option, refused in one line when the database has no such text
+    search configuration (a custom one the registry could not check)."""
+    record = get_source(conn, source)
+    config = text_search_config(record) if record else DEFAULT_LANGUAGE
+    if not text_search_config_exists(conn, config):
+        raise ValueError(
+            f"source {source!r}: unknown language {config!r} (no such text search "
+            "configuration in this database's pg_ts_config)"
+        )
+    return config
 
 
 def chunk_shards(

@@ -39,7 +39,7 @@ class SourceNotRegistered(LookupError):
 
 
 # Bump when extraction output changes for the same bytes; marks raw_documents stale.
-EXTRACTOR_VERSION = "3"
+EXTRACTOR_VERSION = "4"
 MAX_READ_ATTEMPTS = 3
 _WRITE_BATCH = 100
 

@@ -7,12 +7,13 @@ import importlib
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ingest_assets.lib.gates import EVAL_OPTION, as_option, parse_gate
 from ingest_assets.sources.base import Source
 
 # Dagster partition keys may not contain "|", ",", "[" or "]"; keep names plain and short.
@@ -50,6 +51,40 @@ class SourceRecord:
     options: Mapping[str, Any] = field(default_factory=dict)  # per kind; never secrets
 
 
+# Every kind takes `language`: the PostgreSQL text search configuration of its chunks' full-text
+# index. 'simple' (no stemming, no stop words) keeps identifiers' parts as written, which is
+# what exact-identifier queries need (see store/search.py). The names PostgreSQL ships (its
+# pg_ts_config; a test keeps this list equal to it); a custom configuration is given
+# schema-qualified and checked against pg_ts_config when the chunks are written.
+LANGUAGE_OPTION = "language"
+DEFAULT_LANGUAGE = "simple"
+# Options of every kind, handled outside the kinds: a kind validates only its own.
+COMMON_OPTIONS = frozenset({LANGUAGE_OPTION, EVAL_OPTION})  # every kind's, not the kind's own
+BUILT_IN_LANGUAGES = (
+    "simple", "arabic", "armenian", "basque", "catalan", "danish", "dutch", "english",
+    "estonian", "finnish", "french", "german", "greek", "hindi", "hungarian", "indonesian",
+    "irish", "italian", "lithuanian", "nepali", "norwegian", "portuguese", "romanian",
+    "russian", "serbian", "spanish", "swedish", "tamil", "turkish", "yiddish",
+)  # fmt: skip
+_QUALIFIED = re.compile(r"^[a-z_][a-z0-9_$]*\.[a-z_][a-z0-9_$]*$")
+
+
+def text_search_config(record: SourceRecord) -> str:
+    """The text search configuration of the record's chunks (its `language` option)."""
+    return str(record.options.get(LANGUAGE_OPTION, DEFAULT_LANGUAGE)).strip().lower()
+
+
+def _check_language(record: SourceRecord) -> None:
+    value = record.options.get(LANGUAGE_OPTION, DEFAULT_LANGUAGE)
+    name = str(value).strip().lower()
+    if isinstance(value, str) and (name in BUILT_IN_LANGUAGES or _QUALIFIED.match(name)):
+        return
+    raise ValueError(
+        f"source {record.name!r}: unknown language {value!r} (PostgreSQL's text search "
+        f"configurations: {', '.join(BUILT_IN_LANGUAGES)}; or a custom one as schema.name)"
+    )
+
+
 # kind -> "module:class"; imported when used, so a folder run never loads the web stack.
 SOURCE_KINDS = {
     "folder": "ingest_assets.sources.folder:FolderSource",
@@ -66,13 +101,17 @@ def open_source(record: SourceRecord) -> Source:
         raise ValueError(f"source {record.name!r}: unknown kind {record.kind!r} (kinds: {kinds})")
     module, _, name = SOURCE_KINDS[record.kind].partition(":")
     source_class = getattr(importlib.import_module(module), name)
-    source: Source = source_class.from_record(record)
+    options = {k: v for k, v in record.options.items() if k not in COMMON_OPTIONS}
+    source: Source = source_class.from_record(replace(record, options=options))
     return source
 
 
 def validate_record(record: SourceRecord) -> SourceRecord:
     """Check a record's name, kind and options without touching what it points at."""
     validate_source_name(record.name)
+    _check_language(record)
+    if EVAL_OPTION in record.options:
+        parse_gate(record.name, record.options[EVAL_OPTION])
     open_source(record).close()
     return record
 
@@ -83,7 +122,7 @@ def load_registry(path: Path) -> list[SourceRecord]:
         return []
     try:
         data = yaml.safe_load(path.read_text()) or {}
-        records = [_record(entry) for entry in data.get("sources") or []]
+        records = [_record(entry, path.parent) for entry in data.get("sources") or []]
     except (yaml.YAMLError, AttributeError, KeyError, TypeError, ValueError) as err:
         raise RegistryError(f"{path}: not a valid sources file ({err})") from err
     names = [r.name for r in records]
@@ -92,7 +131,7 @@ def load_registry(path: Path) -> list[SourceRecord]:
     return records
 
 
-def _record(entry: dict[str, Any]) -> SourceRecord:
+def _record(entry: dict[str, Any], base: Path) -> SourceRecord:
     name = str(entry["name"])
     location = entry.get("location", entry.get("path"))
     if location is None:
@@ -101,6 +140,9 @@ def _record(entry: dict[str, Any]) -> SourceRecord:
     if not isinstance(options, dict):
         raise ValueError(f"source {name!r}: options must be a mapping")
     kind = str(entry.get("kind", "folder"))
+    gate = entry.get(EVAL_OPTION, options.get(EVAL_OPTION))
+    if gate is not None:  # the retrieval gate, its queries file relative to this file
+        options = {**options, EVAL_OPTION: as_option(parse_gate(name, gate, base))}
     return validate_record(SourceRecord(name, kind, str(location), options))
 
 
@@ -116,8 +158,11 @@ def save_registry(path: Path, records: list[SourceRecord]) -> None:
 def _entry(record: SourceRecord) -> dict[str, Any]:
     where = "path" if record.kind == "folder" else "location"
     entry: dict[str, Any] = {"name": record.name, "kind": record.kind, where: record.location}
-    if record.options:
-        entry["options"] = dict(record.options)
+    options = {k: v for k, v in record.options.items() if k != EVAL_OPTION}
+    if options:
+        entry["options"] = options
+    if EVAL_OPTION in record.options:
+        entry[EVAL_OPTION] = dict(record.options[EVAL_OPTION])
     return entry
 
 

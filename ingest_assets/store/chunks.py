@@ -23,48 +23,73 @@ class DocumentToChunk:
     content_hash: str
 
 
+# Stale: another content, another chunker, or another text search configuration (the
+# source's language changed; re-chunking yields the same texts, so no new vectors).
+_STALE = (
+    "source = %s AND shard = ANY(%s) AND deleted_at IS NULL "
+    "AND quarantined_at IS NULL AND body IS NOT NULL "
+    "AND (chunked_hash IS DISTINCT FROM content_hash OR chunker IS DISTINCT FROM %s "
+    "OR ts_config IS DISTINCT FROM %s)"
+)
+
+
 def documents_to_chunk(
-    conn: psycopg.Connection, source: str, shards: Sequence[int], chunker: str, batch: int = 200
+    conn: psycopg.Connection,
+    source: str,
+    shards: Sequence[int],
+    chunker: str,
+    ts_config: str,
+    batch: int = 200,
 ) -> Iterator[list[DocumentToChunk]]:
     """Live documents whose chunks are missing or stale, streamed in batches (server cursor)."""
-    query = (
-        "SELECT id, doc_id, shard, title, markup, body, content_hash FROM documents "
-        "WHERE source = %s AND shard = ANY(%s) AND deleted_at IS NULL "
-        "AND quarantined_at IS NULL AND body IS NOT NULL "
-        "AND (chunked_hash IS DISTINCT FROM content_hash OR chunker IS DISTINCT FROM %s)"
-    )
-    params = (source, list(shards), chunker)
-    for rows in stream_rows(conn, "documents_to_chunk", query, params, batch):
+    query = "SELECT id, doc_id, shard, title, markup, body, content_hash FROM documents WHERE "
+    params = (source, list(shards), chunker, ts_config)
+    for rows in stream_rows(conn, "documents_to_chunk", query + _STALE, params, batch):
         yield [DocumentToChunk(*row) for row in rows]
 
 
 def count_documents_to_chunk(
-    conn: psycopg.Connection, source: str, shards: Sequence[int], chunker: str
+    conn: psycopg.Connection, source: str, shards: Sequence[int], chunker: str, ts_config: str
 ) -> int:
     row = conn.execute(
-        "SELECT count(*) FROM documents WHERE source = %s AND shard = ANY(%s) "
-        "AND deleted_at IS NULL AND quarantined_at IS NULL AND body IS NOT NULL "
-        "AND (chunked_hash IS DISTINCT FROM content_hash OR chunker IS DISTINCT FROM %s)",
-        (source, list(shards), chunker),
+        "SELECT count(*) FROM documents WHERE " + _STALE,
+        (source, list(shards), chunker, ts_config),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def text_search_config_exists(conn: psycopg.Connection, name: str) -> bool:
+    """Whether `name` (or `schema.name`) is a text search configuration (pg_ts_config) that
+    the chunks' tsvector can use."""
+    schema, _, config = name.rpartition(".")
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM pg_ts_config c "
+        "JOIN pg_namespace n ON n.oid = c.cfgnamespace WHERE c.cfgname = %(config)s "
+        "AND (n.nspname = %(schema)s OR (%(schema)s = '' AND pg_ts_config_is_visible(c.oid))))",
+        {"config": config, "schema": schema},
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def replace_chunks(
     conn: psycopg.Connection,
     chunked: Sequence[tuple[DocumentToChunk, Sequence[Chunk]]],
     chunker: str,
+    ts_config: str,
 ) -> set[str]:
     """In one transaction: for each document whose content is still the one that was chunked,
-    swap its old chunks for the new ones and record the hash. Returns the ids replaced."""
+    swap its old chunks for the new ones (full-text indexed with `ts_config`) and record the
+    hash. Returns the ids replaced."""
     with conn.transaction():
         current = conn.execute(
             "UPDATE documents d SET chunked_hash = v.content_hash, chunker = %s, "
-            "updated_at = now() FROM unnest(%s::text[], %s::text[]) AS v(id, content_hash) "
+            "ts_config = %s, updated_at = now() "
+            "FROM unnest(%s::text[], %s::text[]) AS v(id, content_hash) "
             "WHERE d.id = v.id AND d.content_hash = v.content_hash AND d.deleted_at IS NULL "
             "RETURNING d.id",
             (
                 chunker,
+                ts_config,
                 [doc.id for doc, _ in chunked],
                 [doc.content_hash for doc, _ in chunked],
             ),
@@ -74,8 +99,8 @@ def replace_chunks(
             return replaced
         conn.execute("DELETE FROM chunks WHERE document_id = ANY(%s)", (list(replaced),))
         with conn.cursor().copy(
-            "COPY chunks (id, document_id, ordinal, context, text, text_hash, token_count) "
-            "FROM STDIN"
+            "COPY chunks (id, document_id, ordinal, context, text, text_hash, token_count, "
+            "ts_config) FROM STDIN"
         ) as copy:
             for doc, chunks in chunked:
                 if doc.id not in replaced:
@@ -91,6 +116,7 @@ def replace_chunks(
                             chunk.text,
                             digest,
                             chunk.token_count,
+                            ts_config,
                         )
                     )
     return replaced

@@ -55,8 +55,8 @@ def test_chunks_carry_their_heading_path(chunker):
 
     assert context_of("Intro paragraph") == {"Guide"}
     assert context_of("Run the installer") == {"Guide › Install"}
-    # A chunk that opens with a sub-heading keeps it in its text, under its parents' context.
-    assert context_of("package manager") == {"Guide › Install"}
+    # A chunk that opens with a sub-heading keeps it in its text, and is in its section.
+    assert context_of("package manager") == {"Guide › Install › Linux"}
     assert context_of("Start the service") == {"Guide › Usage"}
 
 
@@ -90,7 +90,9 @@ def test_heading_path_pops_siblings_and_parents():
     offsets = [h[0] for h in headings]
     assert heading_path(headings, offsets, 25) == ["A", "B", "C"]
     assert heading_path(headings, offsets, 35) == ["A", "D"]
-    assert heading_path(headings, offsets, 0) == []
+    assert heading_path(headings, offsets, 30) == ["A", "D"]  # text opening with "D" is in D
+    assert heading_path(headings, offsets, 29) == ["A", "B", "C"]
+    assert heading_path(headings, offsets, 0) == ["A"]
 
 
 def test_context_drops_a_heading_equal_to_the_title():
@@ -143,3 +145,25 @@ def test_token_counts_match_the_tokenizer_on_random_text(chunker):
         len(e.ids) for e in chunker._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
     ]
     assert chunker.count_tokens(texts) == expected
+
+
+SIBLINGS = (
+    "# Tides\n\n" + "The Moon pulls the oceans into two bulges. " * 20 + "\n\n"
+    "## The Sun's share\n\n" + "The Sun adds a smaller pull of its own. " * 20 + "\n\n"
+    "## Why local tides differ\n\n" + "Coastlines and basins shape each tide. " * 20 + "\n"
+)
+
+
+def test_a_chunk_opening_with_a_heading_is_labelled_with_that_section(chunker):
+    """The bug this guards against: the chunk that starts with "## Why local tides differ"
+    was labelled with the previous sibling section."""
+    chunks = Chunker(max_tokens=200).chunk(SIBLINGS, "markdown", "Tides")
+    assert not [c.text for c in chunks if c.text.lstrip().startswith("#") and "\n" not in c.text]
+    opening = [c for c in chunks if c.text.startswith("## Why local tides differ")]
+    assert opening, [c.text[:40] for c in chunks]
+    assert {c.context for c in opening} == {"Tides › Why local tides differ"}
+    for chunk in chunks:
+        if "Coastlines and basins" in chunk.text:
+            assert chunk.context == "Tides › Why local tides differ"
+        elif "smaller pull" in chunk.text:
+            assert chunk.context == "Tides › The Sun's share"

@@ -4,6 +4,8 @@ import io
 import pytest
 from pypdf import PdfReader, PdfWriter
 
+from benchmarks.corpus import make_text_pdf
+from ingest_assets.lib.chunking import Chunker
 from ingest_assets.lib.extract import (
     SUPPORTED_SUFFIXES,
     ExtractedDocument,
@@ -417,3 +419,66 @@ def test_encrypted_pdf_with_empty_user_password_is_read() -> None:
     assert extract(data, ".pdf", name="x") == ExtractedDocument(
         title="Shared", text="Open to all", markup="markdown"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "title"),
+    [
+        ("Tide Tables for 2026\n\nHigh water at dawn.\n", "Tide Tables for 2026"),
+        ("\n\n  Release notes v2.1  \n\nFixed the pump.\n", "Release notes v2.1"),
+        ("This is a sentence, not a title.\n\nMore.\n", None),  # ends like a sentence
+        ("Title without a blank line\nbody right after\n", None),
+        ("Only one line\n", None),
+        ("# Not a title\n\nbody", None),  # text files have no markup
+        (" ".join(["word"] * 20) + "\n\nbody\n", None),  # too many words for a title
+    ],
+)
+def test_a_text_files_title_is_its_first_line_when_it_reads_as_one(text, title):
+    assert extract(text.encode(), ".txt", name="file.txt").title == (title or "file")
+
+
+def outlined_pdf() -> bytes:
+    pages = [
+        "Chapter 1. Tides\nThe Moon pulls the oceans into two bulges.",
+        "1.1 The Sun's share\nThe Sun adds a smaller pull of its own.\n\n"
+        "1.2 Why local tides differ\nCoastlines and basins shape each tide.",
+        "Appendix text on a page the outline does not name.",
+    ]
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_text_pdf(pages, title="Oceans"))))
+    chapter = writer.add_outline_item(title="Chapter 1. Tides", page_number=0)
+    writer.add_outline_item(title="1.1 The Sun's share", page_number=1, parent=chapter)
+    writer.add_outline_item(title="1.2 Why local tides differ", page_number=1, parent=chapter)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_a_pdfs_outline_gives_its_chunks_their_sections():
+    doc = extract(outlined_pdf(), ".pdf", name="oceans.pdf")
+    assert doc.markup == "markdown"
+    assert "# Chapter 1. Tides" in doc.text and "## 1.2 Why local tides differ" in doc.text
+    contexts = {
+        c.text.split("\n")[-1]: c.context
+        for c in Chunker(16).chunk(doc.text, doc.markup, doc.title)
+    }
+    assert contexts["The Moon pulls the oceans into two bulges."] == "Oceans › Chapter 1. Tides"
+    assert contexts["The Sun adds a smaller pull of its own."] == (
+        "Oceans › Chapter 1. Tides › 1.1 The Sun's share"
+    )
+    assert contexts["Coastlines and basins shape each tide."] == (
+        "Oceans › Chapter 1. Tides › 1.2 Why local tides differ"
+    )
+
+
+def test_html_headings_give_chunks_their_sections():
+    html = (
+        "<html><head><title>Manual</title></head><body><main>"
+        "<h1>Manual</h1><p>Welcome to the manual of the pump.</p>"
+        "<h2>71.1. Introduction</h2><p>The pump moves water uphill.</p>"
+        "<h3>71.1.1. Index Maintenance</h3><p>Clean the filter every month.</p>"
+        "</main></body></html>"
+    )
+    doc = extract(html.encode(), ".html", name="manual.html")
+    chunks = Chunker(16).chunk(doc.text, doc.markup, doc.title)  # a chunk per section
+    (chunk,) = [c for c in chunks if "Clean the filter" in c.text]
+    assert chunk.context.endswith("71.1. Introduction › 71.1.1. Index Maintenance")

@@ -1,19 +1,23 @@
-"""Asset checks that guard the index for the active model."""
+"""Asset checks that guard the index for the active model, and its retrieval quality."""
 
 from collections.abc import Iterator, Mapping
 from functools import partial
+from typing import Any
 
 import dagster as dg
 import psycopg
 
 from ingest_assets.defs.partitions import RANGE_END, RANGE_START
+from ingest_assets.defs.resources.embeddings import EmbeddingResource
 from ingest_assets.defs.resources.postgres import PostgresResource
+from ingest_assets.pipeline.quality import GateResult, check_gate
 from ingest_assets.store.checks import (
     chunks_of_deleted_documents,
     chunks_without_vector,
     quarantined,
     vector_dimensions,
 )
+from ingest_assets.store.sources import get_source, list_sources
 from ingest_assets.store.vectors import model_table
 
 PARTITION_TAG = "dagster/partition"
@@ -29,9 +33,9 @@ def run_scope(tags: Mapping[str, str]) -> dict[str, list[int]] | None:
     return {source: list(range(int(low), int(high) + 1))}
 
 
-def build_checks(model: str) -> list[dg.AssetChecksDefinition]:
-    # One step for the four checks: a run's fixed cost is mostly per step (a run over a
-    # shard range paid ~0.3 s for each of four check steps on 2 cores).
+def build_checks(model: str, shards: int) -> list[dg.AssetChecksDefinition]:
+    # One step for the checks: a run's fixed cost is mostly per step (a run over a shard
+    # range paid ~0.3 s for each of four check steps on 2 cores).
     @dg.multi_asset_check(
         name="index_guards",
         specs=[
@@ -51,6 +55,15 @@ def build_checks(model: str) -> list[dg.AssetChecksDefinition]:
                 description="Deleted and quarantined documents have no chunks left in search.",
             ),
             dg.AssetCheckSpec(
+                "retrieval_quality",
+                asset="embeddings",
+                description=(
+                    "Scores search on the evaluation queries of the sources that declare them "
+                    "(sources.yaml `eval:`), once a source is fully embedded; fails the run "
+                    "when a threshold is missed (`severity: warn` only warns)."
+                ),
+            ),
+            dg.AssetCheckSpec(
                 "quarantined_documents",
                 asset="raw_documents",
                 description=(
@@ -61,9 +74,15 @@ def build_checks(model: str) -> list[dg.AssetChecksDefinition]:
         can_subset=True,
     )
     def index_checks(
-        context: dg.AssetCheckExecutionContext, postgres: PostgresResource
+        context: dg.AssetCheckExecutionContext,
+        postgres: PostgresResource,
+        embedding: EmbeddingResource,
     ) -> Iterator[dg.AssetCheckResult]:
         selected = {key.name for key in context.selected_asset_check_keys}
+        gates: list[GateResult] = []
+        if "retrieval_quality" in selected:
+            gates = retrieval_gates(postgres, embedding, run_scope(context.run.tags), shards)
+            yield retrieval_quality(gates)
         with postgres.database().connect() as conn:
             found = model_table(conn, model)
             if "every_chunk_has_a_vector" in selected:
@@ -80,8 +99,62 @@ def build_checks(model: str) -> list[dg.AssetChecksDefinition]:
                 )
             if "quarantined_documents" in selected:
                 yield quarantined_documents(conn)
+        failed = [g for g in gates if g.missed and g.gate and g.gate.severity == "error"]
+        if failed:  # after every result is recorded: the run fails, the figures stay
+            raise dg.Failure(
+                "retrieval quality below its thresholds: "
+                + "; ".join(f"{g.source}: {', '.join(g.missed)}" for g in failed),
+                allow_retries=False,
+            )
 
     return [index_checks]
+
+
+def retrieval_gates(
+    postgres: PostgresResource,
+    embedding: EmbeddingResource,
+    scope: dict[str, list[int]] | None,
+    shards: int,
+) -> list[GateResult]:
+    """The gates of the run's source (every source's, run alone)."""
+    db = postgres.database()
+    with db.connect() as conn:
+        records = (
+            [r for r in map(partial(get_source, conn), scope) if r is not None]
+            if scope is not None
+            else list_sources(conn)
+        )
+    results = [check_gate(db, record, embedding, shards) for record in records]
+    return [r for r in results if r is not None]
+
+
+def retrieval_quality(gates: list[GateResult]) -> dg.AssetCheckResult:
+    judged = [g for g in gates if g.evaluated]
+    metadata: dict[str, Any] = {
+        "sources_with_an_evaluation": len(gates),
+        "judged": len(judged),
+        "not_judged": dg.MetadataValue.md(
+            "\n".join(f"- {g.source}: {g.reason}" for g in gates if not g.evaluated) or "none"
+        ),
+    }
+    for gate in judged:
+        assert gate.score is not None and gate.gate is not None
+        figures = gate.score.as_dict()
+        metadata[f"{gate.source}"] = dg.MetadataValue.json(
+            {**{k: v for k, v in figures.items() if k != "ranks"}, "missed": gate.missed,
+             "thresholds": gate.gate.thresholds, "queries_file": str(gate.gate.queries)}
+        )  # fmt: skip
+        for cutoff in (1, 5, 10):
+            metadata[f"{gate.source}_recall_at_{cutoff}"] = figures[f"recall_at_{cutoff}"]
+        metadata[f"{gate.source}_mrr_at_10"] = figures["mrr_at_10"]
+    errors = [g for g in gates if g.missed and g.gate and g.gate.severity == "error"]
+    return dg.AssetCheckResult(
+        asset_key="embeddings",
+        check_name="retrieval_quality",
+        passed=not any(g.missed for g in gates),
+        severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
+        metadata=metadata,
+    )
 
 
 def every_chunk_has_a_vector(
