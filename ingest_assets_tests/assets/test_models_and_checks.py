@@ -87,6 +87,7 @@ def test_checks_pass_fail_after_a_hand_deleted_vector_and_pass_after_a_rerun(
         "vector_dimension_matches_model": True,
         "no_chunks_of_deleted_documents": True,
         "quarantined_documents": True,
+        "retrieval_quality": True,  # no source declares an evaluation: nothing to judge
     }
     with db.connect() as conn:
         conn.execute(
