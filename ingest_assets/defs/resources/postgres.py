@@ -8,7 +8,6 @@ import dagster as dg
 from pydantic import Field
 
 from ingest_assets.database import Database, embedded_server_url
-from ingest_assets.database import exit_cleanly_on_sigterm as exit_cleanly_on_sigterm  # TEMP
 
 
 class PostgresResource(dg.ConfigurableResource):
