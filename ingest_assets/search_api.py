@@ -45,15 +45,20 @@ def search(
         raise ValueError("the query is empty")
     settings = settings or load_settings()
     with open_database(settings).connect() as conn:
-        if source is not None and get_source(conn, source) is None:
-            known = ", ".join(r.name for r in list_sources(conn)) or "none yet"
-            raise SearchError(f"no source named {source!r} (sources: {known})")
+        check_source(conn, source)
         table, vector = None, None
         if mode != "text":
             embedding = settings.for_model(model)
             table = vector_table(conn, embedding.model)
             vector = embed_query(embedding, query)
         return store.search(conn, table, vector, k, source, mode=mode, text=query)
+
+
+def check_source(conn: psycopg.Connection, source: str | None) -> None:
+    """A SearchError naming the registered sources when `source` is not one of them."""
+    if source is not None and get_source(conn, source) is None:
+        known = ", ".join(r.name for r in list_sources(conn)) or "none yet"
+        raise SearchError(f"no source named {source!r} (sources: {known})")
 
 
 def vector_table(conn: psycopg.Connection, model: str) -> str:

@@ -12,9 +12,8 @@ from ingest_assets.cli.common import cli_settings, console, out
 from ingest_assets.database import open_database
 from ingest_assets.embedders import EmbeddingError
 from ingest_assets.evaluation import CUTOFFS, EvalFileError, evaluate, load_queries
-from ingest_assets.search_api import SearchError, vector_table
+from ingest_assets.search_api import SearchError, check_source, vector_table
 from ingest_assets.store.search import MODES
-from ingest_assets.store.sources import get_source, list_sources
 
 
 @click.command(name="eval")
@@ -42,10 +41,8 @@ def eval_command(
     modes = modes or MODES
     embedding = settings.for_model(model)
     with open_database(settings).connect() as conn:
-        if source is not None and get_source(conn, source) is None:
-            known = ", ".join(r.name for r in list_sources(conn)) or "none yet"
-            raise click.ClickException(f"no source named {source!r} (sources: {known})")
         try:
+            check_source(conn, source)
             table = None if set(modes) == {"text"} else vector_table(conn, embedding.model)
             scores = evaluate(conn, queries, modes, table=table, embedding=embedding, source=source)
         except SearchError as err:

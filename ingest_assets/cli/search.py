@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import click
 
 from ingest_assets.cli.common import cli_settings, console, out
-from ingest_assets.database import open_database
-from ingest_assets.embedders import EmbeddingError, EmbeddingSettings, open_embedder
-from ingest_assets.store.search import DEFAULT_MODE, MODES, Hit, search
-from ingest_assets.store.sources import get_source, list_sources
-from ingest_assets.store.vectors import list_models, model_table
+from ingest_assets.embedders import EmbeddingError
+from ingest_assets.search_api import SearchError, search
+from ingest_assets.store.search import DEFAULT_MODE, MODES, Hit
 
 
 @click.command(name="search")
@@ -36,32 +33,12 @@ def search_command(
     """Semantic search over the stored chunks."""
     if not query.strip():
         raise click.BadParameter("the query is empty", param_hint="QUERY")
-    settings = cli_settings()
-    embedding = settings.for_model(model)
-    db = open_database(settings)
-    with db.connect() as conn:
-        if source is not None and get_source(conn, source) is None:
-            known = ", ".join(r.name for r in list_sources(conn)) or "none yet"
-            raise click.ClickException(f"no source named {source!r} (sources: {known})")
-        table, vector = None, None
-        if mode != "text":  # full text alone needs no model: none is loaded
-            found = model_table(conn, embedding.model)
-            if found is None:
-                models = [name for name, *_ in list_models(conn)]
-                if not models:
-                    raise click.ClickException(
-                        "nothing is indexed yet; run `ingest run PATH` first"
-                    )
-                raise click.ClickException(
-                    f"no vectors for model {embedding.model!r} (models with vectors: "
-                    f"{', '.join(models)}; `ingest model list`)"
-                )
-            table, _ = found
-            try:
-                vector = asyncio.run(_embed_query(embedding, query))
-            except EmbeddingError as err:
-                raise click.ClickException(str(err)) from err
-        hits = search(conn, table, vector, k, source, mode=mode, text=query)
+    try:
+        hits = search(query, k, mode=mode, source=source, model=model, settings=cli_settings())
+    except SearchError as err:
+        raise click.ClickException(str(err)) from None
+    except EmbeddingError as err:
+        raise click.ClickException(str(err)) from err
     if as_json:
         out.print_json(json.dumps([_hit_json(h) for h in hits]))
         return
@@ -84,8 +61,3 @@ def _hit_json(hit: Hit) -> dict[str, object]:
         "context": hit.context,
         "text": hit.text,
     }
-
-
-async def _embed_query(embedding: EmbeddingSettings, query: str):  # type: ignore[no-untyped-def]
-    async with open_embedder(embedding) as embedder:
-        return (await embedder.embed([query]))[0]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,11 +85,9 @@ class LocalEmbedder:
             else:
                 self._onnx, self.dimension, self.stats = onnx, onnx.dimension, onnx.stats
                 return
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        # The weight-loading progress bar would break through the CLI's own progress display.
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        from ingest_assets.embedders.onnx_query import quiet_offline_transformers
+
+        quiet_offline_transformers()
         try:
             from sentence_transformers import SentenceTransformer
         except ImportError as err:

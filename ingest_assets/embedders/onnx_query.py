@@ -60,13 +60,20 @@ def export_path(folder: Path, cache_dir: Path) -> Path:
     return cache_dir / f"{name}-{content_hash(folder)[:16]}" / "model.onnx"
 
 
+def quiet_offline_transformers() -> None:
+    """Before sentence-transformers loads: no Hugging Face download (the model is packaged),
+    and no weight-loading progress bar breaking through the CLI's own progress display."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
 def export_model(folder: Path, target: Path) -> None:
     """Export the sentence-transformers model in `folder` to `target` (with torch), checked
     against torch on a padded batch. Written to a temporary file first: a process that reads
     the cache sees a whole export or none."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    quiet_offline_transformers()
     try:
         import onnx  # noqa: F401  (torch.onnx.export's TorchScript exporter needs it)
         import torch
