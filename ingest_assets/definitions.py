@@ -15,6 +15,7 @@ from ingest_assets.defs.partitions import build_partitions
 from ingest_assets.defs.resources.embeddings import EmbeddingResource
 from ingest_assets.defs.resources.postgres import PostgresResource
 from ingest_assets.defs.sensors import build_sensors
+from ingest_assets.defs.serving import build_serving
 from ingest_assets.lib.chunking import Chunker
 from ingest_assets.pipeline.progress import NoProgress, ProgressListener
 from ingest_assets.settings import IngestSettings, load_settings
@@ -73,14 +74,15 @@ def build_definitions(
         executor_def=dg.in_process_executor,
         description="Runs the index checks alone, e.g. after a hand edit or a backfill.",
     )
+    index_serving, serving_jobs, switch_sensor = build_serving(settings)
     return dg.Definitions(
         # Backfill runs use the implicit asset job: in-process there too (~0.1 s per step
         # instead of a subprocess per step).
         executor=dg.in_process_executor,
-        assets=assets,
+        assets=[*assets, index_serving],
         asset_checks=checks,
-        jobs=[ingest_job, checks_job],
-        sensors=build_sensors(settings, INGEST_JOB),
+        jobs=[ingest_job, checks_job, *serving_jobs],
+        sensors=[*build_sensors(settings, INGEST_JOB), switch_sensor],
         resources={**build_resources(settings), "progress": progress or NoProgress()},
     )
 

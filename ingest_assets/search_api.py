@@ -1,8 +1,8 @@
 """Search from Python, as `ingest search` does: `from ingest_assets import search`.
 
 Opens the project's database (the settings' INGEST_DATABASE_URL, or the embedded server under
-the home) and embeds the query with the configured embedder, except in text mode, which needs
-no model at all. Imports no Dagster.
+the home) and embeds the query for the serving model, recorded in the index, with the settings
+its vectors were built with; text mode needs no model at all. Imports no Dagster.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ingest_assets.embedders import EmbeddingSettings, open_embedder
 from ingest_assets.settings import IngestSettings, load_settings
 from ingest_assets.store import search as store
 from ingest_assets.store.search import DEFAULT_MODE, MODES, Hit
+from ingest_assets.store.serving import serving_or, settings_for
 from ingest_assets.store.sources import get_source, list_sources
 from ingest_assets.store.vectors import list_models, model_table
 
@@ -38,7 +39,8 @@ def search(
     settings: IngestSettings | None = None,
 ) -> list[Hit]:
     """The k best chunks for `query`: "hybrid" (vector and full text fused), "vector" or
-    "text". `model` picks another model's vectors; `settings` defaults to the environment's."""
+    "text". The serving model's vectors answer (`ingest model activate`), unless `model` names
+    another model's; `settings` defaults to the environment's."""
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r} (modes: {', '.join(MODES)})")
     if not query.strip():
@@ -48,8 +50,9 @@ def search(
         check_source(conn, source)
         table, vector = None, None
         if mode != "text":
-            embedding = settings.for_model(model)
-            table = vector_table(conn, embedding.model)
+            model = model or serving_or(conn, settings.embedding.model)
+            embedding = settings_for(conn, model, settings.embedding)
+            table = vector_table(conn, model)
             vector = embed_query(embedding, query)
         return store.search(conn, table, vector, k, source, mode=mode, text=query)
 

@@ -62,6 +62,11 @@ class IngestSettings(BaseSettings):
     sensor_interval_s: int = Field(
         default=30, ge=1, description="Seconds between the sources and change sensors' ticks."
     )
+    model_auto_activate: bool = Field(
+        default=False,
+        description="Let a sensor activate the model being built once it is complete and its "
+        "retrieval gates pass.",
+    )
     chunk_tokens: int = Field(
         default=200, ge=16, description="Largest chunk, in tokens of the chunking tokenizer."
     )
@@ -70,10 +75,6 @@ class IngestSettings(BaseSettings):
         """These settings with some embedding fields changed (and validated)."""
         embedding = EmbeddingSettings.model_validate({**self.embedding.model_dump(), **changes})
         return self.model_copy(update={"embedding": embedding})
-
-    def for_model(self, model: str | None) -> EmbeddingSettings:
-        """The embedding settings, with another model when one is named."""
-        return self.with_embedding(model=model).embedding if model else self.embedding
 
     @cached_property
     def resolved_home(self) -> Path:

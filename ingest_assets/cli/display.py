@@ -93,7 +93,7 @@ def progress_display() -> Iterator[ProgressListener]:
 
 def sources_table(rows: list[SourceStatus]) -> Table:
     return _count_table(
-        "Index per source (vectors: of the active model)",
+        "Index per source (vectors: of the serving model)",
         ("documents", "chunks", "vectors", "quarantined", "deleted", "skipped"),
         [
             (
@@ -136,7 +136,7 @@ def models_table(
     """Sources down, models across: live chunks with a vector in each model's table."""
     names = sorted(models.keys() | {active})
     table = _count_table(
-        "Chunks with a vector, per model (* active)",
+        "Chunks with a vector, per model (* serving)",
         ("chunks", *(f"{name} *" if name == active else name for name in names)),
         [(r.source, (r.chunks, *(vectors(r, active)[n] for n in names))) for r in rows],
     )

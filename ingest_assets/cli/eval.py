@@ -14,6 +14,7 @@ from ingest_assets.embedders import EmbeddingError
 from ingest_assets.evaluation import CUTOFFS, EvalFileError, evaluate, load_queries
 from ingest_assets.search_api import SearchError, check_source, vector_table
 from ingest_assets.store.search import MODES
+from ingest_assets.store.serving import serving_or, settings_for
 
 
 @click.command(name="eval")
@@ -26,7 +27,7 @@ from ingest_assets.store.search import MODES
     type=click.Choice(MODES),
     help="A search mode to score (repeatable; default: every mode).",
 )
-@click.option("--model", help="Score this model's vectors (default: the active model).")
+@click.option("--model", help="Score this model's vectors (default: the serving model).")
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 def eval_command(
     queries_file: Path, source: str | None, modes: tuple[str, ...], model: str | None, as_json: bool
@@ -39,11 +40,12 @@ def eval_command(
     except EvalFileError as err:
         raise click.ClickException(str(err)) from None
     modes = modes or MODES
-    embedding = settings.for_model(model)
     with open_database(settings).connect() as conn:
         try:
             check_source(conn, source)
-            table = None if set(modes) == {"text"} else vector_table(conn, embedding.model)
+            model = model or serving_or(conn, settings.embedding.model)
+            embedding = settings_for(conn, model, settings.embedding)
+            table = None if set(modes) == {"text"} else vector_table(conn, model)
             scores = evaluate(conn, queries, modes, table=table, embedding=embedding, source=source)
         except SearchError as err:
             raise click.ClickException(str(err)) from None

@@ -18,7 +18,7 @@ from ingest_assets.store.search import DEFAULT_MODE, MODES, Hit
     "-k", "k", default=5, show_default=True, type=click.IntRange(min=1), help="Number of hits."
 )
 @click.option("--source", help="Only this source.")
-@click.option("--model", help="Search this model's vectors (default: the active model).")
+@click.option("--model", help="Search this model's vectors (default: the serving model).")
 @click.option(
     "--mode",
     type=click.Choice(MODES),

@@ -20,6 +20,7 @@ from ingest_assets.last_runs import LastRun, last_runs
 from ingest_assets.lib.chunking import Chunker
 from ingest_assets.local_stack import database_url, open_database, prepare_dagster_environment
 from ingest_assets.settings import IngestSettings
+from ingest_assets.store.serving import serving_or
 from ingest_assets.store.status import SourceStatus, source_status
 from ingest_assets.store.vectors import list_models, model_table
 
@@ -31,8 +32,9 @@ def status(as_json: bool) -> None:
     and the latest Dagster run."""
     settings = cli_settings()
     db_url = database_url(settings)
-    active = settings.embedding.model
+    building = settings.embedding.model
     with open_database(settings).connect() as conn:
+        active = serving_or(conn, building)
         found = model_table(conn, active)
         models = {name: (table_name, count) for name, _, table_name, count in list_models(conn)}
         rows = source_status(
@@ -43,7 +45,8 @@ def status(as_json: bool) -> None:
         )
     runs = _last_runs(settings, db_url, [r.source for r in rows]) if rows else {}
     if as_json:
-        out.print_json(json.dumps([_status_json(r, active, runs.get(r.source)) for r in rows]))
+        listed = [_status_json(r, active, building, runs.get(r.source)) for r in rows]
+        out.print_json(json.dumps(listed))
         return
     if not rows:
         console.print("no sources yet: `ingest run PATH` or `ingest source add NAME PATH`")
@@ -52,7 +55,15 @@ def status(as_json: bool) -> None:
         out.print(pending_table(rows))
         out.print(models_table(rows, models, active))
         out.print(runs_table(rows, runs))
-    out.print(f"active model: {active} ({settings.embedding.provider})")
+    out.print(f"serving model: {active}")
+    if building != active:
+        chunks = sum(r.chunks for r in rows)
+        done = sum(r.vectors_by_model.get(building, 0) for r in rows)
+        out.print(
+            f"building: {building} ({settings.embedding.provider}), {done}/{chunks} chunks "
+            f"with a vector ({100 * done / max(chunks, 1):.0f}%); `ingest model plan` for the "
+            f"rest, `ingest model activate {building}` when complete"
+        )
 
 
 def _last_runs(
@@ -72,10 +83,14 @@ def _last_runs(
         return {}
 
 
-def _status_json(row: SourceStatus, active: str, run: LastRun | None) -> dict[str, object]:
+def _status_json(
+    row: SourceStatus, active: str, building: str, run: LastRun | None
+) -> dict[str, object]:
     return {
         **row.as_dict(),
         "vectors_by_model": vectors(row, active),
         "active_model": active,
+        "serving_model": active,
+        "building_model": building,
         "last_run": run.as_dict() if run else None,
     }

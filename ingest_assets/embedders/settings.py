@@ -48,6 +48,9 @@ class EmbeddingSettings(BaseModel):
     backoff_s: float = Field(
         default=0.5, ge=0, description="First retry's backoff ceiling; doubles per attempt."
     )
+    price_per_million_tokens: float | None = Field(
+        default=None, ge=0, description="The server's price, for `ingest model plan`'s cost."
+    )
 
     @model_validator(mode="after")
     def _server_has_a_url(self) -> EmbeddingSettings:

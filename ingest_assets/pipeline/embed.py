@@ -8,18 +8,25 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import psycopg
 
 from ingest_assets.database import Database
-from ingest_assets.embedders import Embedder, EmbeddingSettings, PermanentEmbeddingError
+from ingest_assets.embedders import (
+    Embedder,
+    EmbeddingSettings,
+    PermanentEmbeddingError,
+    open_embedder,
+)
 from ingest_assets.embedders.base import BatchTooLarge, embed_isolating
 from ingest_assets.lib.batching import AdaptiveBatchSize, batch_indices
 from ingest_assets.lib.chunking import model_input
 from ingest_assets.pipeline.progress import StageProgress
 from ingest_assets.store.chunks import quarantine_texts
 from ingest_assets.store.locks import shard_locks
+from ingest_assets.store.serving import kept_current, recordable, serve_if_none, settings_for
 from ingest_assets.store.vectors import (
     PendingText,
     count_pending_texts,
@@ -147,6 +154,7 @@ class SourceEmbedded:
 @dataclass
 class EmbedReport:
     table: str
+    model: str
     sources: list[SourceEmbedded] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     permanent: bool = False  # a failure asking again cannot fix
@@ -179,7 +187,8 @@ async def embed_partitions(
             await embedder.prepare()
         # With nothing to embed the provider stays unopened: check the known size.
         dimension = embedder.dimension or (known[1] if known else 0)
-        report = EmbedReport(ensure_model_table(writer, embedder.model, dimension))
+        table = ensure_model_table(writer, embedder.model, dimension, recordable(settings))
+        report = EmbedReport(table, embedder.model)
         for source, shards in groups.items():
             stage = stage_for()
             coverage = before.get(source)
@@ -208,3 +217,32 @@ async def embed_partitions(
 def _missing(coverage: dict[int, tuple[int, int, int]]) -> bool:
     """Whether some live chunk of these shards has no vector (coverage_by_shard's answer)."""
     return any(with_vector < live for live, with_vector, _ in coverage.values())
+
+
+async def embed_kept_models(
+    db: Database,
+    embedder: Embedder,
+    settings: EmbeddingSettings,
+    groups: dict[str, list[int]],
+    stage_for: Callable[[str], StageProgress],
+) -> list[EmbedReport]:
+    """The stage for every model kept current: the serving model first (a new document is
+    searchable soonest), the previous one (rollback stays instant), then `embedder`'s, the
+    model being built. Another model is reached with the settings recorded with its vectors.
+    The first model built starts serving when its first run succeeds."""
+    with db.connect() as conn:
+        models = kept_current(conn, embedder.model)
+        others = {m: settings_for(conn, m, settings) for m in models if m != embedder.model}
+    reports = []
+    for model in models:
+        if model == embedder.model:
+            stage = partial(stage_for, "embedding")
+            reports.append(await embed_partitions(db, embedder, settings, groups, stage))
+            continue
+        stage = partial(stage_for, f"embedding for {model}")
+        async with open_embedder(others[model], prepare=False) as other:
+            reports.append(await embed_partitions(db, other, others[model], groups, stage))
+    if not reports[-1].failures:
+        with db.connect(autocommit=True) as conn:
+            serve_if_none(conn, embedder.model)
+    return reports

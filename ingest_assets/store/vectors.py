@@ -6,10 +6,12 @@ import hashlib
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from ingest_assets.store.streaming import stream_rows
 
@@ -34,8 +36,12 @@ def vector_table_name(model: str) -> str:
     return f"vectors_{slug}_{digest}"
 
 
-def ensure_model_table(conn: psycopg.Connection, model: str, dimension: int) -> str:
-    """Create the model's vector table on first use; a known model must keep its dimension."""
+def ensure_model_table(
+    conn: psycopg.Connection, model: str, dimension: int, settings: dict[str, Any] | None = None
+) -> str:
+    """Create the model's vector table on first use; a known model must keep its dimension.
+    `settings` (how to reach the model, no secrets) are recorded, so a process configured to
+    build another model can still embed for this one while it serves."""
     table = vector_table_name(model)
     with conn.transaction():
         conn.execute(
@@ -51,6 +57,12 @@ def ensure_model_table(conn: psycopg.Connection, model: str, dimension: int) -> 
             raise DimensionMismatch(
                 f"model {model!r} returns {dimension}-dimensional vectors, but its table "
                 f"{row[1]} holds {row[0]}-dimensional ones; drop the model or rename it"
+            )
+        if settings is not None:
+            conn.execute(
+                "UPDATE embedding_models SET settings = %s WHERE name = %s "
+                "AND settings IS DISTINCT FROM %s",
+                (Jsonb(settings), model, Jsonb(settings)),
             )
         conn.execute(
             sql.SQL(
@@ -182,6 +194,12 @@ def list_models(conn: psycopg.Connection) -> list[tuple[str, int, str, int]]:
         row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
         counted.append((name, dimension, table, row.fetchone()[0]))  # type: ignore[index]
     return counted
+
+
+def stored_settings(conn: psycopg.Connection, model: str) -> dict[str, Any] | None:
+    """The settings recorded when the model's vectors were last built."""
+    row = conn.execute("SELECT settings FROM embedding_models WHERE name = %s", (model,)).fetchone()
+    return row[0] if row else None
 
 
 def drop_model(conn: psycopg.Connection, model: str) -> bool:

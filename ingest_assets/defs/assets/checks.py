@@ -1,4 +1,5 @@
-"""Asset checks that guard the index for the active model, and its retrieval quality."""
+"""Asset checks that guard the index for the models kept current (the serving one, and the one
+being built beside it), and its retrieval quality for both, side by side."""
 
 from collections.abc import Iterator, Mapping
 from functools import partial
@@ -17,6 +18,7 @@ from ingest_assets.store.checks import (
     quarantined,
     vector_dimensions,
 )
+from ingest_assets.store.serving import kept_current, serving_or, settings_for
 from ingest_assets.store.sources import get_source, list_sources
 from ingest_assets.store.vectors import model_table
 
@@ -42,12 +44,15 @@ def build_checks(model: str, shards: int) -> list[dg.AssetChecksDefinition]:
             dg.AssetCheckSpec(
                 "every_chunk_has_a_vector",
                 asset="embeddings",
-                description=f"Every live chunk has a vector for the active model ({model}).",
+                description=(
+                    f"Every live chunk has a vector for the model being built ({model}) and "
+                    "for the serving model, when another one serves."
+                ),
             ),
             dg.AssetCheckSpec(
                 "vector_dimension_matches_model",
                 asset="embeddings",
-                description="All stored vectors have the dimension recorded for the active model.",
+                description=f"All stored vectors of {model} have the dimension recorded for it.",
             ),
             dg.AssetCheckSpec(
                 "no_chunks_of_deleted_documents",
@@ -59,8 +64,10 @@ def build_checks(model: str, shards: int) -> list[dg.AssetChecksDefinition]:
                 asset="embeddings",
                 description=(
                     "Scores search on the evaluation queries of the sources that declare them "
-                    "(sources.yaml `eval:`), once a source is fully embedded; fails the run "
-                    "when a threshold is missed (`severity: warn` only warns)."
+                    "(sources.yaml `eval:`), once a source is fully embedded, for the serving "
+                    "model and the one being built, side by side; fails the run when the "
+                    "serving model misses a threshold (`severity: warn` only warns). A model "
+                    "being built that misses one only warns: `ingest model activate` refuses it."
                 ),
             ),
             dg.AssetCheckSpec(
@@ -79,14 +86,23 @@ def build_checks(model: str, shards: int) -> list[dg.AssetChecksDefinition]:
         embedding: EmbeddingResource,
     ) -> Iterator[dg.AssetCheckResult]:
         selected = {key.name for key in context.selected_asset_check_keys}
+        with postgres.database().connect() as conn:
+            serving = serving_or(conn, model)
+            judged = kept_current(conn, model)
         gates: list[GateResult] = []
         if "retrieval_quality" in selected:
-            gates = retrieval_gates(postgres, embedding, run_scope(context.run.tags), shards)
-            yield retrieval_quality(gates)
+            scope = run_scope(context.run.tags)
+            gates = retrieval_gates(postgres, embedding, serving, scope, shards)
+            target = (
+                retrieval_gates(postgres, embedding, model, scope, shards)
+                if model != serving
+                else []
+            )
+            yield retrieval_quality(gates, target, serving, model)
         with postgres.database().connect() as conn:
             found = model_table(conn, model)
             if "every_chunk_has_a_vector" in selected:
-                yield every_chunk_has_a_vector(conn, model, found, run_scope(context.run.tags))
+                yield every_chunk_has_a_vector(conn, judged, run_scope(context.run.tags))
             if "vector_dimension_matches_model" in selected:
                 yield vector_dimension_matches_model(conn, found)
             if "no_chunks_of_deleted_documents" in selected:
@@ -113,10 +129,11 @@ def build_checks(model: str, shards: int) -> list[dg.AssetChecksDefinition]:
 def retrieval_gates(
     postgres: PostgresResource,
     embedding: EmbeddingResource,
+    model: str,
     scope: dict[str, list[int]] | None,
     shards: int,
 ) -> list[GateResult]:
-    """The gates of the run's source (every source's, run alone)."""
+    """The gates of the run's source (every source's, run alone), judged with `model`."""
     db = postgres.database()
     with db.connect() as conn:
         records = (
@@ -124,13 +141,18 @@ def retrieval_gates(
             if scope is not None
             else list_sources(conn)
         )
-    results = [check_gate(db, record, embedding, shards) for record in records]
+        settings = settings_for(conn, model, embedding)
+    results = [check_gate(db, record, settings, shards) for record in records]
     return [r for r in results if r is not None]
 
 
-def retrieval_quality(gates: list[GateResult]) -> dg.AssetCheckResult:
+def retrieval_quality(
+    gates: list[GateResult], target: list[GateResult], serving: str, building: str
+) -> dg.AssetCheckResult:
+    """The serving model's figures decide; the model being built is reported beside them."""
     judged = [g for g in gates if g.evaluated]
     metadata: dict[str, Any] = {
+        "serving_model": serving,
         "sources_with_an_evaluation": len(gates),
         "judged": len(judged),
         "not_judged": dg.MetadataValue.md(
@@ -147,35 +169,72 @@ def retrieval_quality(gates: list[GateResult]) -> dg.AssetCheckResult:
         for cutoff in (1, 5, 10):
             metadata[f"{gate.source}_recall_at_{cutoff}"] = figures[f"recall_at_{cutoff}"]
         metadata[f"{gate.source}_mrr_at_10"] = figures["mrr_at_10"]
+    if target:
+        metadata["model_being_built"] = building
+        metadata["side_by_side"] = dg.MetadataValue.md(
+            side_by_side(gates, target, serving, building)
+        )
+        metadata["model_being_built_missed"] = dg.MetadataValue.json(
+            {g.source: g.missed for g in target if g.missed}
+        )
     errors = [g for g in gates if g.missed and g.gate and g.gate.severity == "error"]
     return dg.AssetCheckResult(
         asset_key="embeddings",
         check_name="retrieval_quality",
-        passed=not any(g.missed for g in gates),
+        passed=not any(g.missed for g in [*gates, *target]),
         severity=dg.AssetCheckSeverity.ERROR if errors else dg.AssetCheckSeverity.WARN,
         metadata=metadata,
     )
 
 
+def side_by_side(
+    gates: list[GateResult], target: list[GateResult], serving: str, building: str
+) -> str:
+    """A Markdown table: each source's figures for the serving model and the one being built."""
+    built = {g.source: g for g in target}
+    lines = [f"| source | figure | {serving} (serving) | {building} (being built) |"]
+    lines.append("| --- | --- | --- | --- |")
+    for gate in gates:
+        other = built.get(gate.source)
+        for figure in ("recall_at_1", "recall_at_5", "recall_at_10", "mrr_at_10"):
+            cells = [_figure(g, figure) for g in (gate, other)]
+            lines.append(f"| {gate.source} | {figure} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
+
+
+def _figure(gate: GateResult | None, figure: str) -> str:
+    if gate is None or gate.score is None:
+        return gate.reason if gate else "–"
+    return f"{gate.score.as_dict()[figure]:.3f}"
+
+
 def every_chunk_has_a_vector(
-    conn: psycopg.Connection,
-    model: str,
-    found: tuple[str, int] | None,
-    scope: dict[str, list[int]] | None,
+    conn: psycopg.Connection, models: list[str], scope: dict[str, list[int]] | None
 ) -> dg.AssetCheckResult:
-    """In a partitioned run, judge the run's own shards: a backfill's other runs may not have
-    embedded theirs yet. Run alone (index_checks job), judge the whole index."""
+    """For every model kept current. In a partitioned run, judge the run's own shards: a
+    backfill's other runs may not have embedded theirs yet. Run alone (index_checks job),
+    judge the whole index."""
     result = partial(
         dg.AssetCheckResult, asset_key="embeddings", check_name="every_chunk_has_a_vector"
     )
-    if found is None:
-        return result(passed=False, metadata={"reason": f"no vector table for model {model!r}"})
-    missing, samples = chunks_without_vector(conn, found[0], scope)
+    by_model: dict[str, Any] = {}
+    for model in models:
+        found = model_table(conn, model)
+        if found is None:
+            by_model[model] = {"reason": "no vector table yet"}
+            continue
+        missing, samples = chunks_without_vector(conn, found[0], scope)
+        by_model[model] = {"chunks_without_vector": missing, "documents": samples}
     return result(
-        passed=missing == 0,
+        passed=all(figures.get("chunks_without_vector") == 0 for figures in by_model.values()),
         metadata={
-            "chunks_without_vector": missing,
-            "documents": dg.MetadataValue.json(samples),
+            "chunks_without_vector": sum(
+                f.get("chunks_without_vector", 0) for f in by_model.values()
+            ),
+            "by_model": dg.MetadataValue.json(by_model),
+            "documents": dg.MetadataValue.json(
+                sorted({d for f in by_model.values() for d in f.get("documents", [])})[:10]
+            ),
             "scope": "whole index" if scope is None else f"this run's shards: {scope}",
         },
     )

@@ -9,7 +9,7 @@ from ingest_assets.defs.partitions import partition_key, shards_by_source
 from ingest_assets.defs.resources.embeddings import EMBEDDING_POOL, EmbeddingResource
 from ingest_assets.defs.resources.postgres import PostgresResource
 from ingest_assets.embedders import Embedder, EmbeddingError, PermanentEmbeddingError
-from ingest_assets.pipeline.embed import embed_partitions
+from ingest_assets.pipeline.embed import EmbedReport, embed_kept_models
 from ingest_assets.pipeline.progress import ProgressListener, StageProgress
 from ingest_assets.store.vectors import DimensionMismatch
 
@@ -37,17 +37,18 @@ def build_embeddings(
         embedding: EmbeddingResource,
         progress: dg.ResourceParam[ProgressListener],
     ) -> dg.MaterializeResult:
-        """Vectors of every live chunk text for the active model, each distinct text once."""
+        """Vectors of every live chunk text for the model being built, each distinct text
+        once; new texts also for the serving (and previous) model while another is built."""
         embedder = embedding.embedder
         started = time.perf_counter()
         groups = shards_by_source(context.partition_keys)
         try:
-            report = await embed_partitions(
+            reports = await embed_kept_models(
                 postgres.database(),
                 embedder,
                 embedding,
                 groups,
-                lambda: StageProgress(progress, context.log, "embedding"),
+                lambda label: StageProgress(progress, context.log, label),
             )
         except PermanentEmbeddingError as err:
             raise dg.Failure(str(err), allow_retries=False) from err
@@ -55,6 +56,7 @@ def build_embeddings(
             raise dg.Failure(f"embedding provider unavailable: {err}") from err
         except DimensionMismatch as err:
             raise dg.Failure(str(err), allow_retries=False) from err
+        *others, report = reports
         for done in report.sources:
             outcome = done.outcome
             for shard in done.shards:
@@ -74,6 +76,7 @@ def build_embeddings(
                         "model": embedder.model,
                         "batch_size_chosen": outcome.batch_size,
                         "vector_table": report.table,
+                        **_kept_models_metadata(others, done.source, shard),
                         **_request_metadata(embedder, done.seconds),
                     },
                     partition_key=partition_key(done.source, shard),
@@ -86,16 +89,34 @@ def build_embeddings(
             f"embedding: {embedder.stats.requests} requests, retries "
             f"{dict(embedder.stats.retries)}, {time.perf_counter() - started:.1f}s"
         )
-        if report.failures:
+        failures = [f"{r.model}: {f}" if others else f for r in reports for f in r.failures]
+        if failures:
             raise dg.Failure(
                 "embedding failed; vectors stored so far are kept and a re-run embeds only "
-                "what is missing:\n" + "\n".join(report.failures),
+                "what is missing:\n" + "\n".join(failures),
                 metadata=_request_metadata(embedder, time.perf_counter() - started),
-                allow_retries=not report.permanent,
+                allow_retries=not any(r.permanent for r in reports),
             )
         return dg.MaterializeResult()
 
     return embeddings
+
+
+def _kept_models_metadata(others: list[EmbedReport], source: str, shard: int) -> dict[str, Any]:
+    """While another model is built, what this partition did for the models kept current."""
+    if not others:
+        return {}
+    figures = {}
+    for report in others:
+        for done in report.sources:
+            if done.source == source and shard in done.shards:
+                live, with_vector, _ = done.coverage.get(shard, (0, 0, 0))
+                figures[report.model] = {
+                    "texts_embedded": done.outcome.per_shard[(shard, "embedded")],
+                    "chunks_with_vector": with_vector,
+                    "chunks": live,
+                }
+    return {"models_kept_current": dg.MetadataValue.json(figures)}
 
 
 def _request_metadata(embedder: Embedder, seconds: float) -> dict[str, Any]:
