@@ -114,7 +114,8 @@ def test_models_pending_work_failed_reads_and_the_last_run(cli: Cli, tmp_path: P
 
     chunks = row["chunks"]
     assert chunks >= 3
-    assert row["active_model"] == "hashing-b"
+    # hashing-a, built first, serves; hashing-b is being built beside it.
+    assert (row["serving_model"], row["building_model"]) == ("hashing-a", "hashing-b")
     assert row["vectors_by_model"] == {"hashing-a": chunks, "hashing-b": chunks}
     assert row["chunks_with_vector"] == chunks and row["pending_embedding"] == 0
     # ferns.md was read in the failed run, whose later stages never ran; flaky.md failed once.
@@ -125,13 +126,13 @@ def test_models_pending_work_failed_reads_and_the_last_run(cli: Cli, tmp_path: P
     assert last["status"] == "FAILURE" and last["trigger"] == "cli"
     assert last["ended_at"] and last["started_at"] <= last["ended_at"]
 
-    # A model with no vectors yet: every chunk waits for it; the others' counts are kept.
+    # A model with no vectors yet is listed with none; search is still served by hashing-a.
     fresh = cli.status(model="hashing-c")["docs"]
     assert fresh["vectors_by_model"] == {"hashing-a": chunks, "hashing-b": chunks, "hashing-c": 0}
-    assert fresh["chunks_with_vector"] == 0 and fresh["pending_embedding"] == chunks
+    assert fresh["chunks_with_vector"] == chunks and fresh["pending_embedding"] == 0
 
     shown = cli("status", model="hashing-b").stdout
-    for text in ("hashing-a", "hashing-b *", "documents to chunk", "failed reads", "FAILURE"):
+    for text in ("hashing-a *", "hashing-b", "documents to chunk", "failed reads", "FAILURE"):
         assert text in shown, shown
     assert last["run_id"][:8] in shown and "ended" in shown and "ago" in shown
 

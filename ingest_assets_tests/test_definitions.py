@@ -25,14 +25,18 @@ def test_workspace_points_at_loadable_definitions():
 
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
-    assert keys == {"raw_documents", "chunks", "embeddings"}
-    for key in keys:
+    assert keys == {"raw_documents", "chunks", "embeddings", "index_serving"}
+    for key in keys - {"index_serving"}:
         partitions = graph.get(dg.AssetKey(key)).partitions_def
         assert isinstance(partitions, dg.MultiPartitionsDefinition)
         assert [d.name for d in partitions.partitions_defs] == [SOURCE_DIMENSION, SHARD_DIMENSION]
     assert graph.get(dg.AssetKey("chunks")).parent_keys == {dg.AssetKey("raw_documents")}
     assert graph.get(dg.AssetKey("embeddings")).parent_keys == {dg.AssetKey("chunks")}
-    assert defs.resolve_job_def(INGEST_JOB)
+    serving = graph.get(dg.AssetKey("index_serving"))
+    assert serving.partitions_def is None  # one answer for the whole index
+    assert serving.parent_keys == {dg.AssetKey("embeddings")}
+    for job in (INGEST_JOB, "activate_model", "model_plan"):
+        assert defs.resolve_job_def(job)
 
 
 def test_model_and_chunker_settings_are_code_versions():

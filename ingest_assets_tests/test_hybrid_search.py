@@ -263,7 +263,8 @@ def test_cli_text_mode_prints_the_hit_without_a_model(indexed, settings):
     assert as_json.returncode == 0, as_json.stderr
     assert [h["doc_id"] for h in json.loads(as_json.stdout)] == ["flags.md"]
 
-    hybrid = cli(settings, "pg_stat_statements")  # the default mode needs the model's vectors
+    # The default mode needs the model's vectors: the serving model's, or the one named.
+    hybrid = cli(settings, "--model", "no-such-model", "pg_stat_statements")
     assert hybrid.returncode != 0 and "no vectors for model 'no-such-model'" in hybrid.stderr
 
 

@@ -131,23 +131,25 @@ def _count_table(
 
 
 def models_table(
-    rows: list[SourceStatus], models: dict[str, tuple[str, int]], active: str
+    rows: list[SourceStatus], models: dict[str, tuple[str, int]], active: str, building: str
 ) -> Table:
     """Sources down, models across: live chunks with a vector in each model's table."""
-    names = sorted(models.keys() | {active})
+    names = sorted(models.keys() | {active, building})
     table = _count_table(
         "Chunks with a vector, per model (* serving)",
         ("chunks", *(f"{name} *" if name == active else name for name in names)),
-        [(r.source, (r.chunks, *(vectors(r, active)[n] for n in names))) for r in rows],
+        [(r.source, (r.chunks, *(vectors(r, active, building)[n] for n in names))) for r in rows],
     )
     stored = [str(models[n][1]) if n in models else "no table" for n in names]
     table.add_row("[dim]vectors stored (distinct texts)[/dim]", "", *stored)
     return table
 
 
-def vectors(row: SourceStatus, active: str) -> dict[str, int]:
-    """Live chunks with a vector per model, the active one included even without a table."""
-    return dict(sorted({**row.vectors_by_model, active: row.chunks_with_vector}.items()))
+def vectors(row: SourceStatus, active: str, building: str) -> dict[str, int]:
+    """Live chunks with a vector per model, the serving one and the one being built included
+    even without a table."""
+    counts = {building: 0, **row.vectors_by_model, active: row.chunks_with_vector}
+    return dict(sorted(counts.items()))
 
 
 _RUN_STATUS_STYLE = {"SUCCESS": "green", "FAILURE": "red", "CANCELED": "yellow"}

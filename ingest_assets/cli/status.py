@@ -53,7 +53,7 @@ def status(as_json: bool) -> None:
     else:
         out.print(sources_table(rows))
         out.print(pending_table(rows))
-        out.print(models_table(rows, models, active))
+        out.print(models_table(rows, models, active, building))
         out.print(runs_table(rows, runs))
     out.print(f"serving model: {active}")
     if building != active:
@@ -88,7 +88,7 @@ def _status_json(
 ) -> dict[str, object]:
     return {
         **row.as_dict(),
-        "vectors_by_model": vectors(row, active),
+        "vectors_by_model": vectors(row, active, building),
         "active_model": active,
         "serving_model": active,
         "building_model": building,

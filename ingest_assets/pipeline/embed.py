@@ -26,7 +26,13 @@ from ingest_assets.lib.chunking import model_input
 from ingest_assets.pipeline.progress import StageProgress
 from ingest_assets.store.chunks import quarantine_texts
 from ingest_assets.store.locks import shard_locks
-from ingest_assets.store.serving import kept_current, recordable, serve_if_none, settings_for
+from ingest_assets.store.serving import (
+    kept_current,
+    recordable,
+    serve_if_none,
+    serving_model,
+    settings_for,
+)
 from ingest_assets.store.vectors import (
     PendingText,
     count_pending_texts,
@@ -196,7 +202,9 @@ async def embed_partitions(
                 stage.start(0)
                 outcome = EmbedOutcome()
             else:
-                with shard_locks(locks, "embeddings", source, shards):
+                # One lock per model: two runs embedding the same model for a shard take
+                # turns, but a long build of another model never holds back the serving one.
+                with shard_locks(locks, f"embeddings:{embedder.model}", source, shards):
                     outcome = await embed_source(
                         reader, writer, embedder, report.table, source, shards, settings, stage
                     )
@@ -233,6 +241,7 @@ async def embed_kept_models(
     with db.connect() as conn:
         models = kept_current(conn, embedder.model)
         others = {m: settings_for(conn, m, settings) for m in models if m != embedder.model}
+        first_model = serving_model(conn) is None
     reports = []
     for model in models:
         if model == embedder.model:
@@ -242,7 +251,7 @@ async def embed_kept_models(
         stage = partial(stage_for, f"embedding for {model}")
         async with open_embedder(others[model], prepare=False) as other:
             reports.append(await embed_partitions(db, other, others[model], groups, stage))
-    if not reports[-1].failures:
+    if first_model and not reports[-1].failures:
         with db.connect(autocommit=True) as conn:
             serve_if_none(conn, embedder.model)
     return reports

@@ -12,11 +12,15 @@ Run it::
 
 or from Python with :class:`FakeEmbeddingServer` (a subprocess; ``with`` starts and stops it).
 ``GET /stats`` reports counters and ``POST /control`` changes the config at run time.
+Among the counters, ``tokens_received`` totals the tokens of the texts embedded (also the
+OpenAI ``usage``): with ``count_tokens`` on, as the bundled MiniLM tokenizer counts each whole
+text (no special tokens, no truncation), as the chunker does; off (the default, cheap for
+benchmarks), whitespace-separated words. Each request is counted as configured when it came.
 
 The HTTP layer is a minimal hand-written HTTP/1.1 server on asyncio streams (Content-Length
 bodies, keep-alive) so a "drop" fault can abort the transport in the middle of a request.
 
-Why one module of ~650 lines: it is a single program run as a subprocess (`python -m`), its
+Why one module of ~700 lines: it is a single program run as a subprocess (`python -m`), its
 config, server loop and client handle read as one, and tests address it only through
 FakeServerConfig and FakeEmbeddingServer.
 """
@@ -96,6 +100,9 @@ class FakeServerConfig:
     # texts, and ~50x cheaper than hashed_vectors, so a throughput benchmark measures the
     # client rather than this server's CPU (which a real server spends on another machine).
     fast_vectors: bool = False
+    # Count each text's tokens with the bundled MiniLM tokenizer (what the chunker counts, so
+    # a test can compare a plan's tokens with what was sent); off, whitespace words.
+    count_tokens: bool = False
 
     def updated(self, changes: dict[str, Any]) -> FakeServerConfig:
         """A validated copy with ``changes`` applied; ValueError names the bad field."""
@@ -161,11 +168,13 @@ class _Server:
         self._in_flight = 0
         self._processing = 0
         self.tasks: set[asyncio.Task[Any]] = set()
+        self._tokenizer: Any = None  # loaded when count_tokens is first on
         self.reset_stats()
 
     def reset_stats(self) -> None:
         self._requests: Counter[str] = Counter()
         self._texts = 0
+        self._tokens = 0
         self._digests: set[bytes] = set()
         self._faults: Counter[str] = Counter(dict.fromkeys(FAULT_KINDS, 0))
         self._max_in_flight = self._in_flight
@@ -181,6 +190,7 @@ class _Server:
             ),
             "requests_by_endpoint": dict(self._requests),
             "texts_embedded": self._texts,
+            "tokens_received": self._tokens,
             "distinct_texts": len(self._digests),
             "faults": dict(self._faults),
             "in_flight": self._in_flight,
@@ -333,6 +343,7 @@ class _Server:
         # Computed outside the capacity slot: the slot models the accelerator's time alone
         # (base + per item), not this process's CPU, which a real server spends elsewhere.
         vectors = (fast_vectors if cfg.fast_vectors else hashed_vectors)(texts, cfg.dimension)
+        tokens = self._count_tokens(texts) if cfg.count_tokens else _words(texts)
         async with self._slot():
             delay_ms = cfg.base_latency_ms + cfg.per_item_ms * len(texts)
             if delay_ms > 0:
@@ -345,11 +356,18 @@ class _Server:
             self._faults["nan"] += 1
             vectors[0, 0] = np.nan
         self._texts += len(texts)
+        self._tokens += tokens
         self._last_embed_at = time.time()
         self._digests.update(
             hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest() for text in texts
         )
-        return 200, _render(api, payload, texts, vectors, encoding), {}
+        return 200, _render(api, payload, tokens, vectors, encoding), {}
+
+    def _count_tokens(self, texts: list[str]) -> int:
+        if self._tokenizer is None:
+            self._tokenizer = _load_tokenizer()
+        encodings = self._tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+        return sum(len(encoding.ids) for encoding in encodings)
 
     @contextlib.asynccontextmanager
     async def _slot(self) -> AsyncIterator[None]:
@@ -365,6 +383,22 @@ class _Server:
             async with self._cond:
                 self._processing -= 1
                 self._cond.notify()
+
+
+def _words(texts: list[str]) -> int:
+    return sum(len(text.split()) for text in texts)
+
+
+def _load_tokenizer() -> Any:
+    """The chunker's tokenizer, counting whole texts: its file pads and truncates to 128."""
+    from tokenizers import Tokenizer  # imported only when counting: startup stays light
+
+    from ingest_assets.lib.chunking import bundled_tokenizer_path
+
+    tokenizer = Tokenizer.from_file(str(bundled_tokenizer_path()))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return tokenizer
 
 
 def fast_vectors(texts: list[str], dimension: int) -> np.ndarray:
@@ -408,7 +442,7 @@ def _float_rows(vectors: np.ndarray) -> list[str]:
     return ["[" + ",".join(map(lookup, row)) + "]" for row in vectors.tolist()]
 
 
-def _render(api: str, payload: dict, texts: list[str], vectors: np.ndarray, encoding: str) -> Any:
+def _render(api: str, payload: dict, tokens: int, vectors: np.ndarray, encoding: str) -> Any:
     model = json.dumps(payload.get("model", "fake-embedding"))
     if api == "tei":
         return _Json("[" + ",".join(_float_rows(vectors)) + "]")
@@ -424,7 +458,6 @@ def _render(api: str, payload: dict, texts: list[str], vectors: np.ndarray, enco
     data = ",".join(
         f'{{"object":"embedding","index":{i},"embedding":{row}}}' for i, row in enumerate(rows)
     )
-    tokens = sum(len(text.split()) for text in texts)
     usage = f'{{"prompt_tokens":{tokens},"total_tokens":{tokens}}}'
     return _Json(f'{{"object":"list","model":{model},"data":[{data}],"usage":{usage}}}')
 
