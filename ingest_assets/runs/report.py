@@ -3,15 +3,19 @@ why it failed), and one summary of the source."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import dagster as dg
+import psycopg
 
 from ingest_assets.database import Database
 from ingest_assets.store.documents import quarantined_documents
+
+_DATABASE_GRACE_S = 30.0
 
 # Keys of the stages' per-partition metadata that the closing summary adds up.
 SUMMED_METADATA = (
@@ -108,9 +112,25 @@ def summarize(
         summary.error = "\n".join(
             f"shards {r.first}-{r.last} (run {r.run_id}): {r.error}" for r in errors
         )
-    with db.connect() as conn:
-        summary.quarantined = [(d, r) for d, _, r in quarantined_documents(conn, source)]
+    summary.quarantined = _quarantined(db, source, summary)
     return summary
+
+
+def _quarantined(db: Database, source: str, summary: RunSummary) -> list[tuple[str, str]]:
+    """The source's quarantined documents. A database that is restarting (a run may have
+    failed because of it) is given a few seconds; then the runs' own outcome is still told."""
+    deadline = time.monotonic() + _DATABASE_GRACE_S
+    while True:
+        try:
+            with db.connect() as conn:
+                return [(d, r) for d, _, r in quarantined_documents(conn, source)]
+        except psycopg.OperationalError as err:
+            if time.monotonic() > deadline:
+                unknown = f"quarantined documents unknown: database unreachable ({err})"
+                summary.error = f"{summary.error}; {unknown}" if summary.error else unknown
+                summary.success = False
+                return []
+            time.sleep(0.5)
 
 
 def failure_message(events: Iterable[dg.DagsterEvent]) -> str:
