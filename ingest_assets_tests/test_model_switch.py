@@ -645,3 +645,18 @@ def test_cli_status_json_shows_the_serving_and_the_building_model(settings, db, 
     assert row["serving_model"] == settings.embedding.model
     assert row["building_model"] == B
     assert row["vectors_by_model"] == {settings.embedding.model: len(WORDS), B: len(WORDS)}
+
+
+def test_cli_activation_is_recorded_as_an_index_serving_materialisation(
+    settings, db, instance, tmp_path
+):
+    a_and_b(settings, db, tmp_path)
+
+    result = cli(settings, instance, "model", "activate", B)
+
+    assert result.returncode == 0, result.stderr
+    (event,) = instance.fetch_materializations(dg.AssetKey("index_serving"), limit=5).records
+    metadata = event.asset_materialization.metadata
+    assert metadata["serving_model"].value == B
+    assert metadata["previous_model"].value == settings.embedding.model
+    assert metadata["activated_by"].value == "ingest model activate"

@@ -8,10 +8,17 @@ import json
 import click
 from rich.table import Table
 
-from ingest_assets.cli.common import cli_settings, console, out
-from ingest_assets.local_stack import open_database
+from ingest_assets.cli.common import cli_settings, console, first_line, out
+from ingest_assets.local_stack import database_url, open_database, prepare_dagster_environment
 from ingest_assets.pipeline.models import ActivationRefused, activate_model, plan_model
-from ingest_assets.store.serving import activations, drop, models_with_coverage, serving_model
+from ingest_assets.settings import IngestSettings
+from ingest_assets.store.serving import (
+    Activation,
+    activations,
+    drop,
+    models_with_coverage,
+    serving_model,
+)
 
 
 @click.group()
@@ -107,6 +114,7 @@ def model_activate(name: str, force: bool) -> None:
         )
     except ActivationRefused as err:
         raise click.ClickException(str(err)) from None
+    _record_in_dagster(settings, done)
     covered = f"{done.chunks - done.chunks_without_vector}/{done.chunks}"
     line = f"{done.model} serves{' (forced)' if done.forced else ''}: {covered} chunks covered"
     if done.previous:
@@ -130,3 +138,19 @@ def model_drop(name: str, yes: bool) -> None:
     if not dropped:
         raise click.ClickException(f"no vectors stored for model {name!r} (`ingest model list`)")
     console.print(f"dropped model {name}")
+
+
+def _record_in_dagster(settings: IngestSettings, done: Activation) -> None:
+    """The switch as a materialisation of index_serving in the project's instance; the switch
+    itself is already made, so an unreachable instance only warns."""
+    import dagster as dg
+    import sqlalchemy.exc
+
+    from ingest_assets.defs.serving import record_activation
+
+    try:
+        prepare_dagster_environment(settings, database_url(settings))
+        with dg.DagsterInstance.get() as instance:
+            record_activation(instance, done, by="ingest model activate")
+    except (sqlalchemy.exc.SQLAlchemyError, dg.DagsterError) as err:
+        console.print(f"[yellow]not recorded in Dagster[/yellow]: {first_line(err)}")

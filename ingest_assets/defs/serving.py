@@ -11,7 +11,7 @@ from ingest_assets.defs.resources.embeddings import EmbeddingResource
 from ingest_assets.defs.resources.postgres import PostgresResource
 from ingest_assets.pipeline.models import ActivationRefused, activate_model, plan_model
 from ingest_assets.settings import IngestSettings
-from ingest_assets.store.serving import coverage, serving_model
+from ingest_assets.store.serving import Activation, coverage, serving_model
 from ingest_assets.store.vectors import model_table
 
 ACTIVATE_JOB = "activate_model"
@@ -54,22 +54,7 @@ def build_serving(
         except ActivationRefused as err:
             raise dg.Failure(str(err), allow_retries=False) from err
         context.log.info(f"serving {done.model} (was {done.previous}); forced: {done.forced}")
-        figures = done.figures
-        return dg.MaterializeResult(
-            metadata={
-                "serving_model": done.model,
-                "previous_model": done.previous or "none",
-                "forced": done.forced,
-                "chunks": done.chunks,
-                "chunks_without_vector": done.chunks_without_vector,
-                "gates": dg.MetadataValue.json(figures.get("gates", {})),
-                "gates_of_previous": dg.MetadataValue.json(figures.get("gates_before", {})),
-                "refusals_overridden": dg.MetadataValue.json(
-                    figures.get("refusals_overridden", [])
-                ),
-                "activated_at": done.activated_at.isoformat(),
-            }
-        )
+        return dg.MaterializeResult(metadata=activation_metadata(done))
 
     @dg.op(name="plan_model_change", description="What the model being built still needs.")
     def plan_model_change(
@@ -130,6 +115,32 @@ def build_serving(
         )
 
     return index_serving, [activate, model_plan], model_switch_sensor
+
+
+def activation_metadata(done: Activation) -> dict[str, Any]:
+    """An activation as the index_serving asset's metadata: who serves now and before, and the
+    figures the gates judged, for both models."""
+    figures = done.figures
+    return {
+        "serving_model": done.model,
+        "previous_model": done.previous or "none",
+        "forced": done.forced,
+        "chunks": done.chunks,
+        "chunks_without_vector": done.chunks_without_vector,
+        "gates": dg.MetadataValue.json(figures.get("gates", {})),
+        "gates_of_previous": dg.MetadataValue.json(figures.get("gates_before", {})),
+        "refusals_overridden": dg.MetadataValue.json(figures.get("refusals_overridden", [])),
+        "activated_at": done.activated_at.isoformat(),
+    }
+
+
+def record_activation(instance: dg.DagsterInstance, done: Activation, by: str) -> None:
+    """An activation made outside a run (`ingest model activate`) as a materialisation of
+    index_serving, so the UI's history of the asset holds every switch."""
+    metadata = {**activation_metadata(done), "activated_by": by}
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=INDEX_SERVING, metadata=metadata)
+    )
 
 
 def plan_metadata(plan: dict[str, Any]) -> dict[str, Any]:
