@@ -403,6 +403,7 @@ def test_model_change_makes_embeddings_stale_and_backfill_fills_the_new_model(
         old_rows = stack.sql(f"SELECT count(*) FROM {old_table}")[0][0]
         row = stack.status()[SOURCE]
         assert row["chunks_with_vector"] == row["chunks"] == old_rows == len(MODEL_CORPUS)
+        assert row["serving_model"] == row["building_model"] == OLD_MODEL, row
 
     env = fake_server_env(home, server, NEW_MODEL, MODEL_SHARDS)
     with running_stack(env, log, corpus_dir, wait_for_ticks=False) as stack:
@@ -424,8 +425,12 @@ def test_model_change_makes_embeddings_stale_and_backfill_fills_the_new_model(
         for asset in ("raw_documents", "chunks"):
             found = stale(asset)
             assert found["staleStatusByPartition"] == ["FRESH"] * MODEL_SHARDS, (asset, found)
-        row = stack.status()[SOURCE]  # the active model is the new one: no vectors yet
-        assert (row["chunks"], row["chunks_with_vector"]) == (len(MODEL_CORPUS), 0)
+        # The old model still serves (chunks_with_vector counts its vectors); the new one is
+        # being built and has no vectors yet.
+        row = stack.status()[SOURCE]
+        assert (row["serving_model"], row["building_model"]) == (OLD_MODEL, NEW_MODEL), row
+        assert row["chunks_with_vector"] == row["chunks"] == len(MODEL_CORPUS), row
+        assert row["vectors_by_model"].get(NEW_MODEL, 0) == 0, row
         server.reset_stats()
 
         clock = time.monotonic()
@@ -454,8 +459,10 @@ def test_model_change_makes_embeddings_stale_and_backfill_fills_the_new_model(
             "WHERE n.text_hash IS NULL OR o.text_hash IS NULL)"
         )[0]
         assert (new_rows, old_rows_now, unmatched) == (old_rows, old_rows, 0)
-        row = stack.status()[SOURCE]
-        assert row["chunks_with_vector"] == row["chunks"] == len(MODEL_CORPUS)
+        row = stack.status()[SOURCE]  # the backfill fills the new model; the old one serves
+        assert row["serving_model"] == OLD_MODEL, row
+        assert row["chunks_with_vector"] == row["chunks"] == len(MODEL_CORPUS), row
+        assert row["vectors_by_model"][NEW_MODEL] == len(MODEL_CORPUS), row
         for model in (NEW_MODEL, OLD_MODEL):
             hits = stack.search(QUERY, model=model)
             assert hits[0]["doc_id"] == EXPECTED, (model, hits)
