@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from ingest_assets.database import Database
 from ingest_assets.embedders import EmbeddingSettings
@@ -15,7 +14,7 @@ from ingest_assets.pipeline.quality import GateResult, check_gate
 from ingest_assets.store import serving as store
 from ingest_assets.store.serving import Activation, ActivationRefused, settings_for
 from ingest_assets.store.sources import list_sources
-from ingest_assets.store.vectors import model_table
+from ingest_assets.store.vectors import model_table, texts_without_vector
 
 __all__ = ["ActivationRefused", "ModelPlan", "activate_model", "plan_model"]
 
@@ -51,43 +50,16 @@ def plan_model(conn: psycopg.Connection, settings: EmbeddingSettings) -> ModelPl
     """The texts and tokens `settings.model` still needs, per source and in all: each distinct
     live chunk input without a vector in its table, counted with the chunking tokenizer."""
     found = model_table(conn, settings.model)
-    vectors = (
-        sql.Identifier(found[0]) if found else sql.SQL("(SELECT NULL::bytea AS text_hash LIMIT 0)")
-    )
-    texts = sql.SQL(
-        "SELECT DISTINCT {} c.text_hash, c.token_count, v.text_hash IS NOT NULL AS done "
-        "FROM chunks c JOIN documents d ON d.id = c.document_id "
-        "LEFT JOIN {} v ON v.text_hash = c.text_hash WHERE d.deleted_at IS NULL"
-    )
-    per_source = conn.execute(
-        sql.SQL(
-            "WITH t AS ({}), n AS (SELECT d.source, count(*) AS chunks FROM chunks c "
-            "JOIN documents d ON d.id = c.document_id WHERE d.deleted_at IS NULL "
-            "GROUP BY d.source) "
-            "SELECT t.source, n.chunks, count(*) FILTER (WHERE NOT done), "
-            "coalesce(sum(token_count) FILTER (WHERE NOT done), 0), count(*) FILTER (WHERE done) "
-            "FROM t JOIN n USING (source) GROUP BY t.source, n.chunks ORDER BY t.source"
-        ).format(texts.format(sql.SQL("d.source,"), vectors))
-    ).fetchall()
-    total = conn.execute(
-        sql.SQL("SELECT count(*), coalesce(sum(token_count), 0) FROM ({}) t WHERE NOT done").format(
-            texts.format(sql.SQL(""), vectors)
-        )
-    ).fetchone()
-    assert total is not None
+    per_source, total = texts_without_vector(conn, found[0] if found else None)
     current = store.serving_model(conn)
     return ModelPlan(
         model=settings.model,
         serving=current.model if current else None,
-        sources=[SourcePlan(*map(_plain, row)) for row in per_source],
-        texts=int(total[0]),
-        tokens=int(total[1]),
+        sources=[SourcePlan(*row) for row in per_source],
+        texts=total[0],
+        tokens=total[1],
         price_per_million_tokens=settings.price_per_million_tokens,
     )
-
-
-def _plain(value: Any) -> Any:
-    return int(value) if not isinstance(value, str) else value
 
 
 def gate_figures(gates: list[GateResult]) -> dict[str, Any]:

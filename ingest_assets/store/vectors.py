@@ -184,6 +184,38 @@ def coverage_by_shard(
     return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
+def texts_without_vector(
+    conn: psycopg.Connection, table: str | None
+) -> tuple[list[tuple[str, int, int, int, int]], tuple[int, int]]:
+    """What a model still needs: per source (source, live chunks, distinct texts without a
+    vector in `table`, their tokens, distinct texts with one), and over all sources (texts,
+    tokens), each distinct text once. `table` None: the model has no vectors yet."""
+    vectors = sql.Identifier(table) if table else sql.SQL("(SELECT NULL::bytea AS text_hash)")
+    texts = sql.SQL(
+        "SELECT DISTINCT {} c.text_hash, c.token_count, v.text_hash IS NOT NULL AS done "
+        "FROM chunks c JOIN documents d ON d.id = c.document_id "
+        "LEFT JOIN {} v ON v.text_hash = c.text_hash WHERE d.deleted_at IS NULL"
+    )
+    per_source = conn.execute(
+        sql.SQL(
+            "WITH t AS ({}), n AS (SELECT d.source, count(*) AS chunks FROM chunks c "
+            "JOIN documents d ON d.id = c.document_id WHERE d.deleted_at IS NULL "
+            "GROUP BY d.source) "
+            "SELECT t.source, n.chunks, count(*) FILTER (WHERE NOT done), "
+            "coalesce(sum(token_count) FILTER (WHERE NOT done), 0), count(*) FILTER (WHERE done) "
+            "FROM t JOIN n USING (source) GROUP BY t.source, n.chunks ORDER BY t.source"
+        ).format(texts.format(sql.SQL("d.source,"), vectors))
+    ).fetchall()
+    total = conn.execute(
+        sql.SQL("SELECT count(*), coalesce(sum(token_count), 0) FROM ({}) t WHERE NOT done").format(
+            texts.format(sql.SQL(""), vectors)
+        )
+    ).fetchone()
+    assert total is not None
+    rows = [(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in per_source]
+    return rows, (int(total[0]), int(total[1]))
+
+
 def list_models(conn: psycopg.Connection) -> list[tuple[str, int, str, int]]:
     """(model, dimension, table, vectors) of every model with a vector table."""
     models = conn.execute(
