@@ -3,6 +3,7 @@ test, settings that use the deterministic hashing embedder, and a throwaway Dags
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -13,7 +14,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ingest_assets.database import Database, embedded_server_url
+from ingest_assets.database import (
+    Database,
+    embedded_server_url,
+    ensure_database,
+    url_for_database,
+)
 from ingest_assets.embedders import EmbeddingSettings
 from ingest_assets.runs.local import run_source
 from ingest_assets.runs.plan import register
@@ -38,6 +44,19 @@ def db(pg_url: str) -> Iterator[Database]:
     yield Database(pg_url, schema)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@contextlib.contextmanager
+def own_dagster_database(db: Database) -> Iterator[str]:
+    """A Dagster storage database of its own on the test server (no other test's runs), as
+    the DAGSTER_PG_URL a child `ingest` takes; dropped afterwards."""
+    name = f"dagster_{uuid.uuid4().hex[:12]}"
+    ensure_database(db.url, name)
+    yield url_for_database(db.url, name).replace("postgresql://", "postgresql+psycopg2://", 1)
+    with psycopg.connect(url_for_database(db.url, "postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import random
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ingest_assets.database import Database, ensure_database, url_for_database
+from ingest_assets.database import Database
 from ingest_assets.lib.chunking import Chunker
 from ingest_assets.testing.environment import isolated_environment
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer, FakeServerConfig
+from ingest_assets_tests.conftest import own_dagster_database
 
 DIMENSION = 32
 PRICE = 0.02
@@ -66,26 +66,20 @@ class Cli:
 @pytest.fixture
 def cli(db: Database, tmp_path: Path) -> Iterator[Cli]:
     """The pipeline's tables in this test's schema, Dagster's storage in a database of its own."""
-    dagster_db = f"dagster_{uuid.uuid4().hex[:12]}"
-    ensure_database(db.url, dagster_db)
-    dagster_url = url_for_database(db.url, dagster_db)
-    yield Cli(
-        isolated_environment(
-            INGEST_HOME=str(tmp_path / "home"),
-            INGEST_DATABASE_URL=db.url,
-            INGEST_DB_SCHEMA=db.schema,
-            DAGSTER_PG_URL=dagster_url.replace("postgresql://", "postgresql+psycopg2://", 1),
-            INGEST_EMBEDDING_DIMENSION=str(DIMENSION),
-            INGEST_SHARDS="8",
-            INGEST_STAGE_RETRIES="0",
-            HF_HUB_OFFLINE="1",
-            COLUMNS="200",
-        ),
-        db,
-    )
-    with psycopg.connect(url_for_database(db.url, "postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dagster_db))
+    with own_dagster_database(db) as dagster_url:
+        yield Cli(
+            isolated_environment(
+                INGEST_HOME=str(tmp_path / "home"),
+                INGEST_DATABASE_URL=db.url,
+                INGEST_DB_SCHEMA=db.schema,
+                DAGSTER_PG_URL=dagster_url,
+                INGEST_EMBEDDING_DIMENSION=str(DIMENSION),
+                INGEST_SHARDS="8",
+                INGEST_STAGE_RETRIES="0",
+                HF_HUB_OFFLINE="1",
+                COLUMNS="200",
+            ),
+            db,
         )
 
 
