@@ -8,6 +8,7 @@ cosine similarity over all chunks. The project: `ingest run` of the folder into 
 then `ingest eval --json` per mode.
 
     python -m benchmarks.retrieval [--work /tmp/bench-retrieval] [--sets samples,python_reference]
+        [--chunk-tokens 96,128,160,200,240]   # a sweep of INGEST_CHUNK_TOKENS
 """
 
 from __future__ import annotations
@@ -95,9 +96,14 @@ def tutorial_scores(corpus: Path, queries: list[EvalQuery]) -> ModeScore:
     return score("tutorial", queries, search)
 
 
-def project_scores(corpus: Path, eval_set: EvalSet, work: Path, modes: list[str]) -> list[dict]:
+def project_scores(
+    corpus: Path, eval_set: EvalSet, work: Path, modes: list[str], chunk_tokens: int | None
+) -> list[dict]:
     home = work / f"home-{eval_set.name}-{time.time_ns()}"
-    env = isolated_environment(INGEST_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    chunking = {"INGEST_CHUNK_TOKENS": str(chunk_tokens)} if chunk_tokens else {}
+    env = isolated_environment(
+        INGEST_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", **chunking
+    )
 
     def ingest(*args: str) -> str:
         done = subprocess.run(
@@ -131,22 +137,34 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-retrieval"))
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--modes", default="hybrid,vector,text")
+    parser.add_argument(
+        "--chunk-tokens",
+        default="",
+        help="comma-separated INGEST_CHUNK_TOKENS values to sweep (default: the setting's default)",
+    )
     args = parser.parse_args()
+    sizes = [int(v) for v in args.chunk_tokens.split(",") if v] or [None]
     args.work.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
     report: dict[str, object] = {"load_at_start": [round(x, 2) for x in os.getloadavg()]}
-    print(f"{'set':<18} {'mode':<9} {'R@1':>5} {'R@5':>5} {'R@10':>5} {'MRR@10':>7}  by kind")
+    print(
+        f"{'set':<18} {'mode':<9} {'tokens':>7} {'R@1':>5} {'R@5':>5} {'R@10':>5} {'MRR@10':>7}"
+        "  by kind"
+    )
     for name in args.sets.split(","):
         eval_set = SETS[name]
         queries = load_queries(eval_set.queries)
         corpus = eval_set.corpus(args.work)
         rows = [tutorial_scores(corpus, queries).as_dict()]
-        rows += project_scores(corpus, eval_set, args.work, args.modes.split(","))
+        for size in sizes:
+            found = project_scores(corpus, eval_set, args.work, args.modes.split(","), size)
+            rows += [{**row, "chunk_tokens": size or "default"} for row in found]
         for row in rows:
             row["by_kind"] = by_kind(queries, row["ranks"])
             recall = [row[f"recall_at_{k}"] for k in (1, 5, 10)]
             print(
-                f"{name:<18} {row['mode']:<9} {recall[0]:>5.2f} {recall[1]:>5.2f} "
+                f"{name:<18} {row['mode']:<9} {row.get('chunk_tokens', ''):>7} "
+                f"{recall[0]:>5.2f} {recall[1]:>5.2f} "
                 f"{recall[2]:>5.2f} {row['mrr_at_10']:>7.3f}  {row['by_kind']}"
             )
         report[name] = rows
