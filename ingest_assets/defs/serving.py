@@ -9,10 +9,14 @@ from pydantic import Field
 
 from ingest_assets.defs.resources.embeddings import EmbeddingResource
 from ingest_assets.defs.resources.postgres import PostgresResource
-from ingest_assets.pipeline.models import ActivationRefused, activate_model, plan_model
+from ingest_assets.pipeline.models import (
+    ActivationRefused,
+    activate_model,
+    plan_model,
+    waiting_for,
+)
 from ingest_assets.settings import IngestSettings
-from ingest_assets.store.serving import Activation, coverage, serving_model
-from ingest_assets.store.vectors import model_table
+from ingest_assets.store.serving import Activation
 
 ACTIVATE_JOB = "activate_model"
 PLAN_JOB = "model_plan"
@@ -100,13 +104,9 @@ def build_serving(
         if not settings.model_auto_activate:
             return dg.SkipReason("INGEST_MODEL_AUTO_ACTIVATE is off")
         with postgres.database().connect() as conn:
-            current = serving_model(conn)
-            found = model_table(conn, building)
-            if current is None or current.model == building or found is None:
-                return dg.SkipReason(f"{building} is serving, or has no vectors yet")
-            chunks, missing = coverage(conn, found[0])
-        if missing:
-            return dg.SkipReason(f"{building}: {missing} of {chunks} chunks without a vector")
+            waiting, chunks = waiting_for(conn, building)
+        if waiting:
+            return dg.SkipReason(waiting)
         # Once per model and index size: a refused activation is asked again only after change.
         return dg.RunRequest(
             run_key=f"{building}:{chunks}",

@@ -16,7 +16,7 @@ from ingest_assets.store.serving import Activation, ActivationRefused, settings_
 from ingest_assets.store.sources import list_sources
 from ingest_assets.store.vectors import model_table, texts_without_vector
 
-__all__ = ["ActivationRefused", "ModelPlan", "activate_model", "plan_model"]
+__all__ = ["ActivationRefused", "ModelPlan", "activate_model", "plan_model", "waiting_for"]
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,19 @@ def model_gates(
         embedding = settings_for(conn, model, build)
     results = [check_gate(db, record, embedding, shards) for record in records]
     return [r for r in results if r is not None]
+
+
+def waiting_for(conn: psycopg.Connection, building: str) -> tuple[str, int]:
+    """Why the model being built cannot be activated yet ("" when it can be tried: a switch
+    is due and it covers every live chunk), and the live chunks counted."""
+    current = store.serving_model(conn)
+    found = model_table(conn, building)
+    if current is None or current.model == building or found is None:
+        return f"{building} is serving, or has no vectors yet", 0
+    chunks, missing = store.coverage(conn, found[0])
+    if missing:
+        return f"{building}: {missing} of {chunks} chunks without a vector", chunks
+    return "", chunks
 
 
 def activate_model(

@@ -86,23 +86,21 @@ def build_checks(model: str, shards: int) -> list[dg.AssetChecksDefinition]:
         embedding: EmbeddingResource,
     ) -> Iterator[dg.AssetCheckResult]:
         selected = {key.name for key in context.selected_asset_check_keys}
+        scope = run_scope(context.run.tags)
+        gates: list[GateResult] = []
         with postgres.database().connect() as conn:
             serving = serving_or(conn, model)
-            judged = kept_current(conn, model)
-        gates: list[GateResult] = []
-        if "retrieval_quality" in selected:
-            scope = run_scope(context.run.tags)
-            gates = retrieval_gates(postgres, embedding, serving, scope, shards)
-            target = (
-                retrieval_gates(postgres, embedding, model, scope, shards)
-                if model != serving
-                else []
-            )
-            yield retrieval_quality(gates, target, serving, model)
-        with postgres.database().connect() as conn:
+            if "retrieval_quality" in selected:
+                gates = retrieval_gates(postgres, embedding, serving, scope, shards)
+                target = (
+                    retrieval_gates(postgres, embedding, model, scope, shards)
+                    if model != serving
+                    else []
+                )
+                yield retrieval_quality(gates, target, serving, model)
             found = model_table(conn, model)
             if "every_chunk_has_a_vector" in selected:
-                yield every_chunk_has_a_vector(conn, judged, run_scope(context.run.tags))
+                yield every_chunk_has_a_vector(conn, kept_current(conn, model), scope)
             if "vector_dimension_matches_model" in selected:
                 yield vector_dimension_matches_model(conn, found)
             if "no_chunks_of_deleted_documents" in selected:
