@@ -26,6 +26,7 @@ from ingest_assets.runs.plan import register
 from ingest_assets.runs.report import RunSummary
 from ingest_assets.settings import IngestSettings
 from ingest_assets.sources.registry import SourceRecord
+from ingest_assets.testing.environment import isolated_environment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,16 +48,23 @@ def db(pg_url: str) -> Iterator[Database]:
 
 
 @contextlib.contextmanager
-def own_dagster_database(db: Database) -> Iterator[str]:
-    """A Dagster storage database of its own on the test server (no other test's runs), as
-    the DAGSTER_PG_URL a child `ingest` takes; dropped afterwards."""
+def cli_environment(db: Database, home: Path, **settings: str) -> Iterator[dict[str, str]]:
+    """The environment of a child `ingest`: this test's schema, no stage retries, and Dagster's
+    storage in a database of its own (no other test's runs), dropped afterwards."""
     name = f"dagster_{uuid.uuid4().hex[:12]}"
     ensure_database(db.url, name)
-    yield url_for_database(db.url, name).replace("postgresql://", "postgresql+psycopg2://", 1)
+    dagster_url = url_for_database(db.url, name)
+    yield isolated_environment(
+        INGEST_HOME=str(home),
+        INGEST_DATABASE_URL=db.url,
+        INGEST_DB_SCHEMA=db.schema,
+        DAGSTER_PG_URL=dagster_url.replace("postgresql://", "postgresql+psycopg2://", 1),
+        INGEST_STAGE_RETRIES="0",
+        **settings,
+    )
     with psycopg.connect(url_for_database(db.url, "postgres"), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        conn.execute(drop)
 
 
 @pytest.fixture

@@ -19,8 +19,7 @@ from ingest_assets.defs.partitions import RANGE_START, SOURCE_TAG, partition_key
 from ingest_assets.last_runs import LastRun, ago, last_runs, trigger_of
 from ingest_assets.sources.registry import SourceRecord
 from ingest_assets.store.sources import register_source
-from ingest_assets.testing.environment import isolated_environment
-from ingest_assets_tests.conftest import own_dagster_database
+from ingest_assets_tests.conftest import cli_environment
 
 # `ingest run` with opening `flaky.md` failing with EIO (the tests run as root, where chmod
 # cannot make a file unreadable): a read failure that is retried on the next runs.
@@ -65,18 +64,13 @@ class Cli:
 def cli(db: Database, tmp_path: Path) -> Iterator[Cli]:
     """The pipeline's tables in this test's schema, Dagster's storage in a database of its own
     (no runs of other tests), the hashing embedder, and no stage retries."""
-    with own_dagster_database(db) as dagster_url:
-        yield Cli(
-            isolated_environment(
-                INGEST_HOME=str(tmp_path / "home"),
-                INGEST_DATABASE_URL=db.url,
-                INGEST_DB_SCHEMA=db.schema,
-                DAGSTER_PG_URL=dagster_url,
-                INGEST_EMBEDDING_PROVIDER="hashing",
-                INGEST_SHARDS="1",  # one run per `ingest run`: the last run is that run
-                INGEST_STAGE_RETRIES="0",
-            )
-        )
+    with cli_environment(
+        db,
+        tmp_path / "home",
+        INGEST_EMBEDDING_PROVIDER="hashing",
+        INGEST_SHARDS="1",  # one run per `ingest run`: the last run is that run
+    ) as environment:
+        yield Cli(environment)
 
 
 def write_corpus(root: Path) -> None:

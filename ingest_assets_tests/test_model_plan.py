@@ -20,9 +20,8 @@ from psycopg import sql
 
 from ingest_assets.database import Database
 from ingest_assets.lib.chunking import Chunker
-from ingest_assets.testing.environment import isolated_environment
 from ingest_assets.testing.fake_embedding_server import FakeEmbeddingServer, FakeServerConfig
-from ingest_assets_tests.conftest import own_dagster_database
+from ingest_assets_tests.conftest import cli_environment
 
 DIMENSION = 32
 PRICE = 0.02
@@ -66,21 +65,15 @@ class Cli:
 @pytest.fixture
 def cli(db: Database, tmp_path: Path) -> Iterator[Cli]:
     """The pipeline's tables in this test's schema, Dagster's storage in a database of its own."""
-    with own_dagster_database(db) as dagster_url:
-        yield Cli(
-            isolated_environment(
-                INGEST_HOME=str(tmp_path / "home"),
-                INGEST_DATABASE_URL=db.url,
-                INGEST_DB_SCHEMA=db.schema,
-                DAGSTER_PG_URL=dagster_url,
-                INGEST_EMBEDDING_DIMENSION=str(DIMENSION),
-                INGEST_SHARDS="8",
-                INGEST_STAGE_RETRIES="0",
-                HF_HUB_OFFLINE="1",
-                COLUMNS="200",
-            ),
-            db,
-        )
+    with cli_environment(
+        db,
+        tmp_path / "home",
+        INGEST_EMBEDDING_DIMENSION=str(DIMENSION),
+        INGEST_SHARDS="8",
+        HF_HUB_OFFLINE="1",
+        COLUMNS="200",
+    ) as environment:
+        yield Cli(environment, db)
 
 
 @pytest.fixture
