@@ -21,7 +21,7 @@ from ingest_assets.embedders import (
     open_embedder,
 )
 from ingest_assets.embedders.base import BatchTooLarge, embed_isolating
-from ingest_assets.lib.batching import AdaptiveBatchSize, batch_indices
+from ingest_assets.lib.batching import AdaptiveBatchSize, sized_batches
 from ingest_assets.lib.chunking import model_input
 from ingest_assets.pipeline.progress import StageProgress
 from ingest_assets.store.chunks import quarantine_texts
@@ -38,8 +38,10 @@ from ingest_assets.store.vectors import (
     count_pending_texts,
     coverage_by_shard,
     ensure_model_table,
+    learned_batch_items,
     model_table,
     pending_texts,
+    record_batch_items,
     write_vectors,
 )
 
@@ -53,14 +55,17 @@ class EmbedOutcome:
     rejected: dict[bytes, str] = field(default_factory=dict)  # text hash -> server's reason
     error: BaseException | None = None
     batch_size: int = 0  # texts per request at the end, as the step adapted it
+    batch_settled: bool = False  # chosen by measurement (not cut short while climbing)
 
 
 def length_sorted_batches(
-    block: list[PendingText], max_items: int, max_tokens: int
+    block: list[PendingText], sizer: AdaptiveBatchSize
 ) -> Iterator[list[PendingText]]:
-    """Batches of similar length, so no request pads short texts to a long one's size."""
+    """Batches of similar length, so no request pads short texts to a long one's size, each
+    cut at the size the sizer holds when it is asked for (not when the block was read)."""
     ordered = sorted(block, key=lambda p: p.token_count)
-    for batch in batch_indices([p.token_count for p in ordered], max_items, max_tokens):
+    lengths = [p.token_count for p in ordered]
+    for batch in sized_batches(lengths, lambda: (sizer.items, sizer.tokens)):
         yield [ordered[i] for i in batch]
 
 
@@ -73,12 +78,14 @@ async def embed_source(
     shards: list[int],
     limits: EmbeddingSettings,
     stage: StageProgress,
+    learned: int | None = None,
 ) -> EmbedOutcome:
     """Stream the missing texts, keep `max_concurrency` requests in flight, and write each
     finished batch while the next ones are being embedded. The batch size starts at the
-    configured one and adapts to the server (AdaptiveBatchSize)."""
+    configured one, or at the one `learned` by earlier steps, and adapts to the server
+    (AdaptiveBatchSize)."""
     outcome = EmbedOutcome()
-    sizer = AdaptiveBatchSize(limits.batch_size, limits.max_batch_tokens)
+    sizer = AdaptiveBatchSize(limits.batch_size, limits.max_batch_tokens, learned=learned)
     stage.start(count_pending_texts(reader, table, source, shards))
     finished: asyncio.Queue[tuple[list[PendingText], np.ndarray] | None] = asyncio.Queue(
         _WRITE_QUEUE
@@ -125,7 +132,7 @@ async def embed_source(
     in_flight: set[asyncio.Task[None]] = set()
     try:
         for block in pending_texts(reader, table, source, shards):
-            for batch in length_sorted_batches(block, sizer.items, sizer.tokens):
+            for batch in length_sorted_batches(block, sizer):
                 await slots.acquire()
                 if outcome.error is not None or writing.done():
                     slots.release()
@@ -141,6 +148,7 @@ async def embed_source(
             await finished.put(None)
         await writing  # re-raises a database error from the writer
     outcome.batch_size = sizer.items
+    outcome.batch_settled = sizer.settled
     return outcome
 
 
@@ -195,6 +203,8 @@ async def embed_partitions(
         dimension = embedder.dimension or (known[1] if known else 0)
         table = ensure_model_table(writer, embedder.model, dimension, recordable(settings))
         report = EmbedReport(table, embedder.model)
+        learned_for = batch_key(settings)
+        learned = learned_batch_items(reader, embedder.model, learned_for)
         for source, shards in groups.items():
             stage = stage_for()
             coverage = before.get(source)
@@ -206,8 +216,19 @@ async def embed_partitions(
                 # turns, but a long build of another model never holds back the serving one.
                 with shard_locks(locks, f"embeddings:{embedder.model}", source, shards):
                     outcome = await embed_source(
-                        reader, writer, embedder, report.table, source, shards, settings, stage
+                        reader,
+                        writer,
+                        embedder,
+                        report.table,
+                        source,
+                        shards,
+                        settings,
+                        stage,
+                        learned,
                     )
+                if outcome.batch_settled and outcome.batch_size != learned:
+                    learned = outcome.batch_size
+                    record_batch_items(writer, embedder.model, learned_for, learned)
                 coverage = None
             seconds = stage.finish()
             quarantined = quarantine_texts(writer, source, shards, outcome.rejected)
@@ -220,6 +241,17 @@ async def embed_partitions(
                 SourceEmbedded(source, shards, outcome, seconds, coverage, quarantined)
             )
     return report
+
+
+def batch_key(settings: EmbeddingSettings) -> dict[str, object]:
+    """What a learned batch size holds for: the same server and the same configured sizes."""
+    return {
+        "provider": settings.provider,
+        "url": settings.url,
+        "batch_size": settings.batch_size,
+        "max_batch_tokens": settings.max_batch_tokens,
+        "concurrency": settings.concurrency,
+    }
 
 
 def _missing(coverage: dict[int, tuple[int, int, int]]) -> bool:

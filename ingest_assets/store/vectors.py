@@ -228,6 +228,29 @@ def list_models(conn: psycopg.Connection) -> list[tuple[str, int, str, int]]:
     return counted
 
 
+def learned_batch_items(conn: psycopg.Connection, model: str, key: dict[str, Any]) -> int | None:
+    """The batch size steps settled on for `model`, if it was learned under the same `key`
+    (the server and the configured batch size)."""
+    row = conn.execute(
+        "SELECT learned_batch FROM embedding_models WHERE name = %s", (model,)
+    ).fetchone()
+    learned = row[0] if row else None
+    if not learned or learned.get("key") != key:
+        return None
+    return int(learned["items"])
+
+
+def record_batch_items(
+    conn: psycopg.Connection, model: str, key: dict[str, Any], items: int
+) -> None:
+    learned = Jsonb({"key": key, "items": items})
+    conn.execute(
+        "UPDATE embedding_models SET learned_batch = %s WHERE name = %s "
+        "AND learned_batch IS DISTINCT FROM %s",
+        (learned, model, learned),
+    )
+
+
 def stored_settings(conn: psycopg.Connection, model: str) -> dict[str, Any] | None:
     """The settings recorded when the model's vectors were last built."""
     row = conn.execute("SELECT settings FROM embedding_models WHERE name = %s", (model,)).fetchone()

@@ -186,3 +186,31 @@ def test_api_key_never_reaches_dagster_events_config_or_errors(
         texts += [repr(entry) for entry in instance.all_logs(run_id)]
     assert all(secret not in text for text in texts)
     assert any("embedding" in text for text in texts)  # the texts checked are the real ones
+
+
+def test_a_later_step_starts_at_the_batch_size_an_earlier_one_settled_on(
+    ingest, settings, db, tmp_path
+):
+    # One request at a time with a fixed cost each: larger batches win, up to 8 times the
+    # configured 8 texts (slow enough that the server, not this machine, bounds the rate).
+    config = FakeServerConfig(base_latency_ms=40, per_item_ms=0.05, capacity=1, fast_vectors=True)
+    with FakeEmbeddingServer(config) as server:
+        configured = server_settings(settings, server, "openai").with_embedding(batch_size=8)
+        first, second = tmp_path / "first", tmp_path / "second"
+        generate_corpus(first, documents=400, seed=5)
+        generate_corpus(second, documents=40, seed=6)
+
+        assert ingest(first, "first", settings=configured).success
+        with db.connect() as conn:
+            (learned,) = conn.execute(
+                "SELECT learned_batch FROM embedding_models WHERE name = 'fake-model'"
+            ).fetchone()
+        assert learned["items"] == 64 and learned["key"]["url"] == server.url
+        server.reset_stats()
+        summary = ingest(second, "second", settings=configured)
+        requests = server.stats()["embed_requests"] - 2  # the dimension probe, asked twice
+
+    assert summary.success, summary.error
+    texts = summary.totals["texts_embedded"]
+    # From the configured 8, climbing would take 16 requests at 8 texts before any doubling.
+    assert texts > 200 and requests <= -(-texts // 64) + 1, (texts, requests)

@@ -1,6 +1,6 @@
 import pytest
 
-from ingest_assets.lib.batching import AdaptiveBatchSize, batch_indices
+from ingest_assets.lib.batching import AdaptiveBatchSize, batch_indices, sized_batches
 
 
 @pytest.mark.parametrize(
@@ -27,6 +27,16 @@ def test_every_index_appears_once_in_order():
     for batch in batches:
         assert len(batch) <= 16
         assert len(batch) == 1 or sum(lengths[i] for i in batch) <= 400
+
+
+def test_a_size_changed_while_batching_applies_to_the_next_batch():
+    limits = [(2, 100)]
+    batches = []
+    for batch in sized_batches([1] * 12, lambda: limits[-1]):
+        batches.append(batch)
+        if len(batches) == 2:
+            limits.append((4, 100))  # the sizer doubled after the second request
+    assert [len(b) for b in batches] == [2, 2, 4, 4]
 
 
 @pytest.mark.parametrize(("items", "tokens"), [(0, 10), (10, 0)])
@@ -84,3 +94,17 @@ def test_a_refused_size_is_never_tried_again():
     sizes = serve(sizer, 4.0, 0.484375)
     assert max(sizes) < refused
     assert sizer.items >= 32
+
+
+def test_a_learned_size_is_started_from_and_kept():
+    sizer = AdaptiveBatchSize(32, 8192, learned=128)
+    sizes = serve(sizer, 0.0, 0.5)  # a server where no size is better: nothing to re-learn
+    assert set(sizes) == {128}
+    assert sizer.tokens == 8192 * 4 and sizer.settled
+
+
+def test_a_learned_size_beyond_the_ceiling_is_clamped_and_a_refusal_still_lowers_it():
+    sizer = AdaptiveBatchSize(32, 8192, learned=10_000)
+    assert sizer.items == 256  # 8 times the configured size at most
+    sizer.too_large(256)
+    assert sizer.items == 128
