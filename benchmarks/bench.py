@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import threading
@@ -224,7 +225,7 @@ def ingest_run(folder: Path, env: dict[str, str], profile: Path | None = None) -
 def end_to_end(results: Results, documents: int, server: FakeEmbeddingServer, best: tuple) -> None:
     """(b) `ingest run` against the same server, and its ratio to the ceiling."""
     _, batch, concurrency = best
-    home = WORK / f"home-b-{time.time_ns()}"
+    home = new_home("b")
     figures = ingest_run(corpus(documents), ingest_env(home, server.url, batch, concurrency))
     rate = figures.embedded / figures.seconds
     results.add(
@@ -259,7 +260,7 @@ def dagster_paths(
             deployment_path(results, size, server, best)
     if not parts & {"sensor", "backfill", "fresh"}:
         return
-    home = WORK / f"home-i-dev-{time.time_ns()}"
+    home = new_home("i-dev")
     env = ingest_env(home, server.url, batch, concurrency)
     if "defaults" in parts:  # default embedding settings: the batch size adapts by itself
         for name in ("BATCH_SIZE", "CONCURRENCY", "MAX_BATCH_TOKENS"):
@@ -310,9 +311,7 @@ def cli_path(
     results: Results, documents: int, folder: Path, server: FakeEmbeddingServer, best: tuple
 ) -> None:
     _, batch, concurrency = best
-    cli = ingest_run(
-        folder, ingest_env(WORK / f"home-i-{time.time_ns()}", server.url, batch, concurrency)
-    )
+    cli = ingest_run(folder, ingest_env(new_home("i"), server.url, batch, concurrency))
     rate = cli.embedded / cli.seconds
     results.add(
         f"i_cli_chunks_per_s_{documents}_docs",
@@ -327,7 +326,7 @@ def deployment_path(
     """`ingest run --url` against a running `ingest dev` (a fresh home each size): the plan's
     runs through the deployment's queue and launcher, timed as the command's wall time."""
     _, batch, concurrency = best
-    home = WORK / f"home-i-deployment-{time.time_ns()}"
+    home = new_home("i-deployment")
     env = ingest_env(home, server.url, batch, concurrency)
     prepare_home(env)
     with paths.dev_stack(env, home / "ingest-dev.log") as stack:
@@ -371,7 +370,7 @@ def default_settings(results: Results, documents: int) -> None:
         with FakeEmbeddingServer(config) as server:
             ceiling, batch, concurrency = server_ceiling(results, server, f"k_{name}_ceiling")
             env = isolated_environment(
-                INGEST_HOME=str(WORK / f"home-k-{name}-{time.time_ns()}"),
+                INGEST_HOME=str(new_home(f"k-{name}")),
                 INGEST_EMBEDDING_PROVIDER="openai",
                 INGEST_EMBEDDING_URL=server.url,
                 INGEST_EMBEDDING_MODEL="bench",
@@ -396,7 +395,7 @@ def large_run(results: Results, documents: int, server: FakeEmbeddingServer, bes
     """(h) one `ingest run` of a large corpus against the server of (a): it completes, and
     how long it takes."""
     _, batch, concurrency = best
-    home = WORK / f"home-h-{time.time_ns()}"
+    home = new_home("h")
     figures = ingest_run(corpus(documents), ingest_env(home, server.url, batch, concurrency))
     rate = figures.embedded / figures.seconds
     results.add(
@@ -411,7 +410,7 @@ def pipeline_ceiling(results: Results, documents: int) -> None:
     """(c) a zero-latency server: what the pipeline itself can do; then the same run sampled
     by py-spy, for where the CPU goes."""
     with FakeEmbeddingServer(FakeServerConfig(fast_vectors=True)) as fast:
-        home = WORK / f"home-c-{time.time_ns()}"
+        home = new_home("c")
         server_cpu = cpu_seconds(fast)
         figures = ingest_run(corpus(documents), ingest_env(home, fast.url, 256, 4))
         server_cpu = cpu_seconds(fast) - server_cpu
@@ -428,7 +427,7 @@ def pipeline_ceiling(results: Results, documents: int) -> None:
         if not sampling.available():
             results.add("c_profile", "skipped", "needs py-spy (the dev extra)")
             return
-        home = WORK / f"home-c-{time.time_ns()}"
+        home = new_home("c")
         profiled = ingest_run(corpus(documents), ingest_env(home, fast.url, 256, 4), raw)
     results.add(
         "c_sampled_chunks_per_s",
@@ -509,7 +508,7 @@ def memory(results: Results, sizes: list[int], server_url: str, rerun: int) -> N
     """(f) peak memory of `ingest run` at each size (fresh home each), and at the size of (e)
     the no-change re-run over that home (so a 100k corpus is ingested once, not twice)."""
     for size in sizes:
-        home = WORK / f"home-f-{size}-{time.time_ns()}"
+        home = new_home(f"f-{size}")
         env = ingest_env(home, server_url, 256, 2)
         figures = ingest_run(corpus(size), env)
         results.add(
@@ -523,6 +522,30 @@ def memory(results: Results, sizes: list[int], server_url: str, rerun: int) -> N
             results.add(
                 f"e_no_change_rerun_s_{size}_docs", round(again.seconds, 1), "target <= 20 (100k)"
             )
+
+
+_HOMES: list[Path] = []
+
+
+def new_home(label: str) -> Path:
+    """A fresh INGEST_HOME under WORK, removed when the benchmark ends (a 20,000-document home
+    holds ~1.8 GB; a full run makes a dozen)."""
+    home = WORK / f"home-{label}-{time.time_ns()}"
+    _HOMES.append(home)
+    return home
+
+
+def remove_homes() -> None:
+    """Remove this run's homes whose embedded PostgreSQL has stopped (it stops with the last
+    command that held it; one still up after 30 s is left, and said)."""
+    deadline = time.monotonic() + 30
+    for home in _HOMES:
+        while (home / "pg" / "postmaster.pid").exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        if (home / "pg" / "postmaster.pid").exists():
+            print(f"left {home}: its PostgreSQL is still running", file=sys.stderr)
+            continue
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def main() -> None:
@@ -550,6 +573,9 @@ def main() -> None:
     parser.add_argument(
         "--parallel", type=int, default=0, help="`ingest run --parallel N` (0: its default)"
     )
+    parser.add_argument(
+        "--keep-homes", action="store_true", help="keep the INGEST_HOMEs the run made"
+    )
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     globals()["WORK"] = args.work
@@ -568,28 +594,32 @@ def main() -> None:
         },
     )
     print(f"{'figure':<48} {'value':>14}  note")
-    with FakeEmbeddingServer(GPU_MODEL) as server:
-        best = server_ceiling(results, server)
-        if "b" not in skip:
-            end_to_end(results, args.documents, server, best)
-        if args.memory_sizes and "f" not in skip:
-            sizes = [int(s) for s in args.memory_sizes.split(",")]
-            memory(results, sizes, server.url, args.rerun_documents)
-        if "i" not in skip:
-            parts = set(args.paths.split(","))
-            dagster_paths(
-                results, args.paths_documents, server, best, args.edits, parts, args.documents
-            )
-        if args.large_documents and "h" not in skip:
-            large_run(results, args.large_documents, server, best)
-    if "k" not in skip:
-        default_settings(results, args.paths_documents)
-    if "c" not in skip:
-        pipeline_ceiling(results, args.documents)
-    if "d" not in skip:
-        local_provider(results, args.local_texts)
-    if "e" not in skip:
-        no_change_rerun(results, args.rerun_documents)
+    try:
+        with FakeEmbeddingServer(GPU_MODEL) as server:
+            best = server_ceiling(results, server)
+            if "b" not in skip:
+                end_to_end(results, args.documents, server, best)
+            if args.memory_sizes and "f" not in skip:
+                sizes = [int(s) for s in args.memory_sizes.split(",")]
+                memory(results, sizes, server.url, args.rerun_documents)
+            if "i" not in skip:
+                parts = set(args.paths.split(","))
+                dagster_paths(
+                    results, args.paths_documents, server, best, args.edits, parts, args.documents
+                )
+            if args.large_documents and "h" not in skip:
+                large_run(results, args.large_documents, server, best)
+        if "k" not in skip:
+            default_settings(results, args.paths_documents)
+        if "c" not in skip:
+            pipeline_ceiling(results, args.documents)
+        if "d" not in skip:
+            local_provider(results, args.local_texts)
+        if "e" not in skip:
+            no_change_rerun(results, args.rerun_documents)
+    finally:
+        if not args.keep_homes:
+            remove_homes()
     results.machine["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results.save()
     print(f"\nwritten {results.out}")
