@@ -528,24 +528,28 @@ _HOMES: list[Path] = []
 
 
 def new_home(label: str) -> Path:
-    """A fresh INGEST_HOME under WORK, removed when the benchmark ends (a 20,000-document home
-    holds ~1.8 GB; a full run makes a dozen)."""
+    """A fresh INGEST_HOME under WORK, removed when the benchmark ends or by the next run (a
+    20,000-document home holds ~1.8 GB; a full run makes a dozen)."""
     home = WORK / f"home-{label}-{time.time_ns()}"
     _HOMES.append(home)
     return home
 
 
-def remove_homes() -> None:
-    """Remove this run's homes whose embedded PostgreSQL has stopped (it stops with the last
-    command that held it; one still up after 30 s is left, and said)."""
-    deadline = time.monotonic() + 30
-    for home in _HOMES:
+def remove_homes(homes: list[Path], wait_s: float) -> None:
+    """Remove homes whose embedded PostgreSQL has stopped (it stops with the last process
+    that held it, which may be this one: those are removed by the next run)."""
+    deadline = time.monotonic() + wait_s
+    for home in homes:
         while (home / "pg" / "postmaster.pid").exists() and time.monotonic() < deadline:
             time.sleep(0.5)
-        if (home / "pg" / "postmaster.pid").exists():
-            print(f"left {home}: its PostgreSQL is still running", file=sys.stderr)
-            continue
-        shutil.rmtree(home, ignore_errors=True)
+        if not (home / "pg" / "postmaster.pid").exists():
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def earlier_homes() -> list[Path]:
+    """Fresh homes left by earlier runs (home-<label>-<time_ns>), not the cached ones."""
+    return [p for p in WORK.glob("home-*") if p.name.rsplit("-", 1)[-1].isdigit()
+            and len(p.name.rsplit("-", 1)[-1]) >= 18]  # fmt: skip
 
 
 def main() -> None:
@@ -582,6 +586,8 @@ def main() -> None:
     if args.parallel:
         PARALLEL[:] = ["--parallel", str(args.parallel)]
     WORK.mkdir(parents=True, exist_ok=True)
+    if not args.keep_homes:
+        remove_homes(earlier_homes(), wait_s=0)
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     results = Results(
@@ -619,7 +625,7 @@ def main() -> None:
             no_change_rerun(results, args.rerun_documents)
     finally:
         if not args.keep_homes:
-            remove_homes()
+            remove_homes(_HOMES, wait_s=10)
     results.machine["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results.save()
     print(f"\nwritten {results.out}")
