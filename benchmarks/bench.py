@@ -275,7 +275,8 @@ def dagster_paths(
         f"i_sensor_chunks_per_s_{documents}_docs",
         round(sensor["texts_per_s"]),
         f"{sensor['texts_per_s'] / best[0]:.2f} of (a); {sensor['texts']} chunks in "
-        f"{sensor['seconds']:.1f}s from the tick, {sensor['runs']} runs",
+        f"{sensor['seconds']:.1f}s from the tick, {sensor['runs']} runs; texts by batch "
+        f"size {sensor['texts_by_batch_size']}; {busy(sensor)}",
     )
     results.add("i_sensor_first_text_s", round(sensor["first_text_after_s"], 1), "after the tick")
     if parts & {"backfill", "fresh"}:
@@ -291,6 +292,15 @@ def dagster_paths(
                 results.add("j_freshness_p50_s", round(p50, 1), f"{edits} edits; target <= 15")
                 results.add("j_freshness_p95_s", round(p95, 1), "target <= 30")
     subprocess.run(["rm", "-rf", str(edited)], check=False)
+
+
+def busy(path: dict) -> str:
+    """How the server's time went between the first and last text: busy, or waiting for
+    the runs (the part the path loses to its own overheads rather than to its start)."""
+    span = path["embedding_span_s"]
+    return (
+        f"server busy {path['server_busy_s']:.0f}s of the {span:.0f}s from first to last text"
+    )
 
 
 def switch_models(results: Results, stack: paths.DevStack, new: str, old: str) -> None:
@@ -348,7 +358,8 @@ def backfill_path(
         f"i_backfill_chunks_per_s_{documents}_docs",
         round(backfill["texts_per_s"]),
         f"{backfill['texts_per_s'] / best[0]:.2f} of (a); {backfill['texts']} chunks in "
-        f"{backfill['seconds']:.1f}s from the launch, {backfill['runs']} runs",
+        f"{backfill['seconds']:.1f}s from the launch, {backfill['runs']} runs; texts by "
+        f"batch size {backfill['texts_by_batch_size']}; {busy(backfill)}",
     )
     results.add(
         "i_backfill_first_text_s",

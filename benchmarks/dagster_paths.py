@@ -155,7 +155,23 @@ def _throughput(server: FakeEmbeddingServer, start: float, runs: list[dict]) -> 
         "texts_per_s": stats["texts_embedded"] / (end - start),
         "first_text_after_s": (stats["first_embed_at"] or end) - start,
         "runs": len(runs),
+        "texts_by_batch_size": texts_by_batch_size(stats),
+        "embedding_span_s": (stats["last_embed_at"] or end) - (stats["first_embed_at"] or end),
+        "server_busy_s": stats["busy_s"],
     }
+
+
+def texts_by_batch_size(stats: dict[str, Any]) -> str:
+    """The share of texts sent in requests of up to 32, 64, 128, 256 and more texts."""
+    buckets = dict.fromkeys((32, 64, 128, 256, 1 << 30), 0)
+    for size, count in stats["requests_by_batch_size"].items():
+        buckets[next(b for b in buckets if int(size) <= b)] += int(size) * count
+    total = sum(buckets.values()) or 1
+    return ", ".join(
+        f"{'≤' + str(b) if b < 1 << 30 else '>256'}: {texts / total:.0%}"
+        for b, texts in buckets.items()
+        if texts
+    )
 
 
 def sensor_path(stack: DevStack, server: FakeEmbeddingServer, folder: Path) -> dict[str, Any]:

@@ -175,6 +175,8 @@ class _Server:
         self._requests: Counter[str] = Counter()
         self._texts = 0
         self._tokens = 0
+        self._batch_sizes: Counter[int] = Counter()
+        self._busy_s = 0.0  # modelled accelerator time: idle time is the clients' loss
         self._digests: set[bytes] = set()
         self._faults: Counter[str] = Counter(dict.fromkeys(FAULT_KINDS, 0))
         self._max_in_flight = self._in_flight
@@ -190,6 +192,8 @@ class _Server:
             ),
             "requests_by_endpoint": dict(self._requests),
             "texts_embedded": self._texts,
+            "requests_by_batch_size": dict(sorted(self._batch_sizes.items())),
+            "busy_s": round(self._busy_s, 3),
             "tokens_received": self._tokens,
             "distinct_texts": len(self._digests),
             "faults": dict(self._faults),
@@ -348,6 +352,7 @@ class _Server:
             delay_ms = cfg.base_latency_ms + cfg.per_item_ms * len(texts)
             if delay_ms > 0:
                 await asyncio.sleep(delay_ms / 1000)
+                self._busy_s += delay_ms / 1000 / (cfg.capacity or 1)  # 0: no limit
 
         if wrong < cfg.rate_wrong_dimension:
             self._faults["wrong_dimension"] += 1
@@ -356,6 +361,7 @@ class _Server:
             self._faults["nan"] += 1
             vectors[0, 0] = np.nan
         self._texts += len(texts)
+        self._batch_sizes[len(texts)] += 1
         self._tokens += tokens
         self._last_embed_at = time.time()
         self._digests.update(

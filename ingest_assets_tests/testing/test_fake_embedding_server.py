@@ -251,6 +251,7 @@ def test_capacity_serialises_requests(fake: FakeEmbeddingServer):
     assert parallel < 0.5 * serial
     stats = fake.stats()
     assert stats["max_concurrent_processing"] == 1 and stats["max_concurrent_requests"] == 4
+    assert stats["busy_s"] == pytest.approx(5 * 0.080, abs=0.002)  # modelled time, 5 requests
 
 
 def test_stats_count_requests_texts_and_faults(fake: FakeEmbeddingServer, client):
@@ -266,6 +267,7 @@ def test_stats_count_requests_texts_and_faults(fake: FakeEmbeddingServer, client
     assert stats["requests_by_endpoint"]["/control"] == 1
     assert stats["requests_total"] == 6  # including this /stats request
     assert stats["texts_embedded"] == 7
+    assert stats["requests_by_batch_size"] == {"1": 1, "2": 1, "4": 1}
     assert stats["distinct_texts"] == 4
     assert stats["faults"] == {
         "429": 1,
