@@ -62,11 +62,11 @@ def serve(sizer: AdaptiveBatchSize, base_ms: float, per_item_ms: float, requests
     [
         (4.0, 0.484375, 256),  # the benchmark's GPU-like server: large batches win
         (20.0, 0.5, 256),  # a large fixed cost per request: as large as allowed
-        (0.0, 0.5, 64),  # no cost per request: no size is better, the first doubling stays
-        (0.5, 0.5, 64),  # a small one: +1.5 % for 64 is not worth climbing further
+        (0.0, 0.5, 256),  # no cost per request: no size is slower, so up to the largest
+        (0.5, 0.5, 256),  # a small one: each doubling a little faster
     ],
 )
-def test_the_batch_size_climbs_while_throughput_grows(base_ms, per_item_ms, chosen):
+def test_the_batch_size_climbs_while_throughput_holds(base_ms, per_item_ms, chosen):
     sizer = AdaptiveBatchSize(32, 8192)
     sizes = serve(sizer, base_ms, per_item_ms)
     assert sizes[0] == 32
@@ -75,14 +75,37 @@ def test_the_batch_size_climbs_while_throughput_grows(base_ms, per_item_ms, chos
     assert sizes == sorted(sizes) or sizes[-1] < max(sizes)  # up, then at most one step back
 
 
-def test_a_size_that_was_slower_is_given_up():
+@pytest.mark.parametrize(
+    ("rates", "chosen"),  # texts/s a server gives at each size
+    [
+        ({32: 1000, 64: 1200, 128: 900}, 64),
+        ({32: 1000, 64: 800}, 32),  # a server that prefers small batches
+    ],
+)
+def test_a_size_that_was_slower_is_given_up(rates, chosen):
     sizer = AdaptiveBatchSize(32, 8192, window=4, settle=0)
-    now = 0.0
-    for rate in (1000, 1200, 900):  # texts/s at 32, 64 and 128 texts a request
-        for _ in range(5):
-            now += sizer.items / rate
-            sizer.record(sizer.items, now)
-    assert sizer.items == 64
+    now, sizes = 0.0, []
+    for _ in range(60):
+        sizes.append(sizer.items)
+        now += sizer.items / rates[sizer.items]
+        sizer.record(sizer.items, now)
+    assert sizes[-1] == chosen and sizer.settled
+    assert sizes.count(2 * chosen) <= 5 * (AdaptiveBatchSize.RECHECKS + 1)  # then given up
+
+
+def test_a_run_that_starts_sending_mid_climb_does_not_stop_the_climb():
+    """Another run joining the server halves this run's share: the window at 64 texts is
+    slower than the one at 32 was, though 64 is the faster size. The step back measures 32
+    slower too, so the climb goes on to the size the server prefers."""
+    sizer = AdaptiveBatchSize(32, 8192, window=4, settle=0)
+    now, sizes = 0.0, []
+    for _ in range(200):
+        size = sizer.items
+        sizes.append(size)
+        share = 0.5 if size > 32 or len(sizes) > 8 else 1.0  # the other run joins at 64
+        now += (4.0 + 0.484375 * size) / 1000 / share
+        sizer.record(size, now)
+    assert sizes[-1] == 256
 
 
 def test_a_refused_size_is_never_tried_again():
