@@ -55,10 +55,21 @@ def overlapping_backfill(url: str, partitions: Sequence[str]) -> str | None:
     return None
 
 
-def launch_backfill(url: str, partitions: Sequence[str], title: str) -> str:
-    """Launch a backfill of the pipeline's assets over `partitions`; returns its id."""
+STAGES = dict(zip(("documents", "chunks", "embeddings"), PIPELINE_ASSETS, strict=True))
+
+
+def stages_from(first: str) -> tuple[str, ...]:
+    """The pipeline's assets from stage `first` (documents, chunks or embeddings) on."""
+    return PIPELINE_ASSETS[list(STAGES).index(first) :]
+
+
+def launch_backfill(
+    url: str, partitions: Sequence[str], title: str, assets: Sequence[str] = PIPELINE_ASSETS
+) -> str:
+    """Launch a backfill of `assets` (the whole pipeline unless told) over `partitions`;
+    returns its id."""
     params = {
-        "assetSelection": [{"path": [asset]} for asset in PIPELINE_ASSETS],
+        "assetSelection": [{"path": [asset]} for asset in assets],
         "partitionNames": list(partitions),
         "title": title,
     }

@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 
 from ingest_assets.backfill import (
+    STAGES,
     launch_backfill,
     overlapping_backfill,
+    stages_from,
     unfinished_partitions,
 )
 from ingest_assets.cli.common import cli_settings, console, out
@@ -26,8 +28,13 @@ from ingest_assets.webserver import DEFAULT_URL, WebserverError, running_dev_url
     "--url", envvar="INGEST_DAGSTER_URL",
     help=f"The Dagster webserver (default: this home's `ingest dev`, else {DEFAULT_URL}).",
 )  # fmt: skip
+@click.option(
+    "--stage", type=click.Choice(list(STAGES)), default="documents", show_default=True,
+    help="The first stage to run. After a model change, `embeddings`: the runs re-embed "
+    "without listing the source again (as selecting `embeddings` in the UI does).",
+)  # fmt: skip
 @click.option("--force", is_flag=True, help="Launch even if a backfill is running over them.")
-def backfill(source_name: str, which: str, url: str | None, force: bool) -> None:
+def backfill(source_name: str, which: str, url: str | None, stage: str, force: bool) -> None:
     """Launch a Dagster backfill of SOURCE's failed or missing shards (or --all of them)."""
     settings = cli_settings()
     instance = open_instance(settings, database_url(settings))
@@ -51,7 +58,10 @@ def backfill(source_name: str, which: str, url: str | None, force: bool) -> None
                 f"{running} of the {len(partitions)} partitions; nothing launched (wait for it, "
                 "or pass --force to launch another)"
             )
-        backfill_id = launch_backfill(url, partitions, f"ingest backfill {source_name} --{which}")
+        title = f"ingest backfill {source_name} --{which}" + (
+            f" --stage {stage}" if stage != "documents" else ""
+        )
+        backfill_id = launch_backfill(url, partitions, title, stages_from(stage))
     except WebserverError as err:
         raise click.ClickException(str(err)) from err
     console.print(f"backfill {backfill_id}: {len(partitions)} partitions of {source_name}")
