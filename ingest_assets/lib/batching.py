@@ -5,20 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 
 
-def batch_indices(token_lengths: Sequence[int], max_items: int, max_tokens: int) -> list[list[int]]:
-    """Split positions 0..n-1, in order, into batches of at most `max_items` items and
-    `max_tokens` tokens. An item longer than `max_tokens` travels alone rather than being lost.
-    """
-    if max_items < 1 or max_tokens < 1:
-        raise ValueError("max_items and max_tokens must be positive")
-    return list(sized_batches(token_lengths, lambda: (max_items, max_tokens)))
-
-
 def sized_batches(
     token_lengths: Sequence[int], limits: Callable[[], tuple[int, int]]
 ) -> Iterator[list[int]]:
-    """batch_indices with the limits asked for again before each batch, so a size chosen
-    while the batches are being sent applies to the very next one."""
+    """Split positions 0..n-1, in order, into batches of at most `max_items` items and
+    `max_tokens` tokens, the limits asked for again before each batch, so a size chosen while
+    the batches are being sent applies to the very next one. An item longer than
+    `max_tokens` travels alone rather than being lost."""
     start = 0
     while start < len(token_lengths):
         max_items, max_tokens = limits()

@@ -1,6 +1,8 @@
+from collections.abc import Callable
+
 import pytest
 
-from ingest_assets.lib.batching import AdaptiveBatchSize, batch_indices, sized_batches
+from ingest_assets.lib.batching import AdaptiveBatchSize, sized_batches
 
 
 @pytest.mark.parametrize(
@@ -17,12 +19,12 @@ from ingest_assets.lib.batching import AdaptiveBatchSize, batch_indices, sized_b
     ],
 )
 def test_batches_respect_item_and_token_limits(lengths, max_items, max_tokens, expected):
-    assert batch_indices(lengths, max_items, max_tokens) == expected
+    assert list(sized_batches(lengths, lambda: (max_items, max_tokens))) == expected
 
 
 def test_every_index_appears_once_in_order():
     lengths = [(i * 37) % 113 + 1 for i in range(1000)]
-    batches = batch_indices(lengths, 16, 400)
+    batches = list(sized_batches(lengths, lambda: (16, 400)))
     assert [i for b in batches for i in b] == list(range(1000))
     for batch in batches:
         assert len(batch) <= 16
@@ -42,19 +44,27 @@ def test_a_size_changed_while_batching_applies_to_the_next_batch():
 @pytest.mark.parametrize(("items", "tokens"), [(0, 10), (10, 0)])
 def test_rejects_non_positive_limits(items, tokens):
     with pytest.raises(ValueError):
-        batch_indices([1], items, tokens)
+        list(sized_batches([1], lambda: (items, tokens)))
 
 
-def serve(sizer: AdaptiveBatchSize, base_ms: float, per_item_ms: float, requests: int = 400):
-    """A server that handles one batch at a time, base_ms + per_item_ms per text: feed the
-    sizer each completion; return the sizes it asked for, in order."""
+def serve(
+    sizer: AdaptiveBatchSize, seconds: Callable[[int, int], float], requests: int = 400
+) -> list[int]:
+    """A server that handles one batch at a time, `seconds(size, sent)` for a request of
+    `size` texts after `sent` requests: feed the sizer each completion; return the sizes it
+    asked for, in order."""
     now, sizes = 0.0, []
-    for _ in range(requests):
+    for sent in range(requests):
         size = sizer.items
         sizes.append(size)
-        now += (base_ms + per_item_ms * size) / 1000
+        now += seconds(size, sent)
         sizer.record(size, now)
     return sizes
+
+
+def linear(base_ms: float, per_item_ms: float) -> Callable[[int, int], float]:
+    """base_ms per request + per_item_ms per text."""
+    return lambda size, _: (base_ms + per_item_ms * size) / 1000
 
 
 @pytest.mark.parametrize(
@@ -68,7 +78,7 @@ def serve(sizer: AdaptiveBatchSize, base_ms: float, per_item_ms: float, requests
 )
 def test_the_batch_size_climbs_while_throughput_holds(base_ms, per_item_ms, chosen):
     sizer = AdaptiveBatchSize(32, 8192)
-    sizes = serve(sizer, base_ms, per_item_ms)
+    sizes = serve(sizer, linear(base_ms, per_item_ms))
     assert sizes[0] == 32
     assert sizes[-1] == chosen
     assert sizer.tokens == 8192 * chosen // 32  # the token budget grows in proportion
@@ -84,11 +94,7 @@ def test_the_batch_size_climbs_while_throughput_holds(base_ms, per_item_ms, chos
 )
 def test_a_size_that_was_slower_is_given_up(rates, chosen):
     sizer = AdaptiveBatchSize(32, 8192, window=4, settle=0)
-    now, sizes = 0.0, []
-    for _ in range(60):
-        sizes.append(sizer.items)
-        now += sizer.items / rates[sizer.items]
-        sizer.record(sizer.items, now)
+    sizes = serve(sizer, lambda size, _: size / rates[size], requests=60)
     assert sizes[-1] == chosen and sizer.settled
     assert sizes.count(2 * chosen) <= 5 * (AdaptiveBatchSize.RECHECKS + 1)  # then given up
 
@@ -97,31 +103,30 @@ def test_a_run_that_starts_sending_mid_climb_does_not_stop_the_climb():
     """Another run joining the server halves this run's share: the window at 64 texts is
     slower than the one at 32 was, though 64 is the faster size. The step back measures 32
     slower too, so the climb goes on to the size the server prefers."""
+    alone = linear(4.0, 0.484375)
+
+    def shared(size: int, sent: int) -> float:
+        joined = size > 32 or sent >= 8  # the other run joins at 64
+        return alone(size, sent) * (2 if joined else 1)
+
     sizer = AdaptiveBatchSize(32, 8192, window=4, settle=0)
-    now, sizes = 0.0, []
-    for _ in range(200):
-        size = sizer.items
-        sizes.append(size)
-        share = 0.5 if size > 32 or len(sizes) > 8 else 1.0  # the other run joins at 64
-        now += (4.0 + 0.484375 * size) / 1000 / share
-        sizer.record(size, now)
-    assert sizes[-1] == 256
+    assert serve(sizer, shared, requests=200)[-1] == 256
 
 
 def test_a_refused_size_is_never_tried_again():
     sizer = AdaptiveBatchSize(32, 8192)
-    serve(sizer, 4.0, 0.484375, requests=60)  # climbing past 64
+    serve(sizer, linear(4.0, 0.484375), requests=60)  # climbing past 64
     assert sizer.items > 64
     sizer.too_large(sizer.items)
     refused = sizer.items * 2
-    sizes = serve(sizer, 4.0, 0.484375)
+    sizes = serve(sizer, linear(4.0, 0.484375))
     assert max(sizes) < refused
     assert sizer.items >= 32
 
 
 def test_a_learned_size_is_started_from_and_kept():
     sizer = AdaptiveBatchSize(32, 8192, learned=128)
-    sizes = serve(sizer, 0.0, 0.5)  # a server where no size is better: nothing to re-learn
+    sizes = serve(sizer, linear(0.0, 0.5))  # a server where no size is better: nothing to re-learn
     assert set(sizes) == {128}
     assert sizer.tokens == 8192 * 4 and sizer.settled
 
