@@ -55,12 +55,12 @@ def overlapping_backfill(url: str, partitions: Sequence[str]) -> str | None:
     return None
 
 
-STAGES = dict(zip(("documents", "chunks", "embeddings"), PIPELINE_ASSETS, strict=True))
+STAGES = ("documents", "chunks", "embeddings")  # PIPELINE_ASSETS, as the CLI names them
 
 
 def stages_from(first: str) -> tuple[str, ...]:
     """The pipeline's assets from stage `first` (documents, chunks or embeddings) on."""
-    return PIPELINE_ASSETS[list(STAGES).index(first) :]
+    return PIPELINE_ASSETS[STAGES.index(first) :]
 
 
 def launch_backfill(

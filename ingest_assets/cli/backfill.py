@@ -29,7 +29,7 @@ from ingest_assets.webserver import DEFAULT_URL, WebserverError, running_dev_url
     help=f"The Dagster webserver (default: this home's `ingest dev`, else {DEFAULT_URL}).",
 )  # fmt: skip
 @click.option(
-    "--stage", type=click.Choice(list(STAGES)), default="documents", show_default=True,
+    "--stage", type=click.Choice(STAGES), default="documents", show_default=True,
     help="The first stage to run. After a model change, `embeddings`: the runs re-embed "
     "without listing the source again (as selecting `embeddings` in the UI does).",
 )  # fmt: skip

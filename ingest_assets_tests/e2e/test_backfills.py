@@ -123,9 +123,7 @@ def partition_stats(stack: Stack) -> dict[str, dict[str, int]]:
     return {asset: stack.asset_node(asset)["partitionStats"] for asset in ASSETS}
 
 
-def assert_latest_checks_passed(
-    stack: Stack, run_id: str, assets: Sequence[str] = ASSETS
-) -> None:
+def assert_latest_checks_passed(stack: Stack, run_id: str, assets: Sequence[str] = ASSETS) -> None:
     """The checks of `assets` (those the run materialised) last ran in `run_id` and passed."""
     for asset, check in (c for c in CHECKS if c[0] in assets):
         executions = stack.check_executions(asset, check)
