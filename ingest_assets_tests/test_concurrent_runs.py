@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 
 from benchmarks.corpus import generate_corpus
-from ingest_assets.database import embedded_server_url
-from ingest_assets.store.vectors import vector_table_name
+from ingest_assets.database import Database, embedded_server_url
+from ingest_assets.store.vectors import ensure_model_table, vector_table_name
 from ingest_assets.testing.environment import isolated_environment
 from ingest_assets_tests.conftest import REPO_ROOT
 
@@ -72,3 +74,24 @@ def _field(stderr: str, marker: str) -> str:
     """The number just before `marker` in the closing summary ("documents 150 new, ...")."""
     before = " ".join(stderr.split()).split(f" {marker}")[0]
     return before.rsplit(" ", 1)[-1]
+
+
+def test_runs_registering_a_new_model_at_once_all_get_its_table(db: Database):
+    """Shard runs of a first ingestion register the model at the same moment; none may fail on
+    the race (CI once saw one fail on the table-name key)."""
+    db.migrate()
+    barrier = threading.Barrier(8)
+
+    def register(model: str) -> str:
+        with db.connect() as conn:
+            barrier.wait(timeout=30)
+            return ensure_model_table(conn, model, 384)
+
+    for attempt in range(5):
+        model = f"race-{attempt}"
+        with ThreadPoolExecutor(8) as pool:
+            tables = list(pool.map(register, [model] * 8))
+        assert tables == [vector_table_name(model)] * 8
+    with db.connect() as conn:
+        rows = conn.execute("SELECT count(*) FROM embedding_models").fetchone()
+    assert rows == (5,)

@@ -44,15 +44,18 @@ def ensure_model_table(
     build another model can still embed for this one while it serves."""
     table = vector_table_name(model)
     with conn.transaction():
+        # No conflict target: runs registering the same model at once race on both unique
+        # keys (name, table_name), and the loser must wait and skip, whichever key it hits.
         conn.execute(
             "INSERT INTO embedding_models (name, dimension, table_name) VALUES (%s, %s, %s) "
-            "ON CONFLICT (name) DO NOTHING",
+            "ON CONFLICT DO NOTHING",
             (model, dimension, table),
         )
         row = conn.execute(
             "SELECT dimension, table_name FROM embedding_models WHERE name = %s", (model,)
         ).fetchone()
-        assert row is not None
+        if row is None:
+            raise RuntimeError(f"model {model!r}: its table name {table} is taken by another model")
         if row[0] != dimension:
             raise DimensionMismatch(
                 f"model {model!r} returns {dimension}-dimensional vectors, but its table "
