@@ -28,7 +28,7 @@ demo: $(STAMP)
 
 # The daemon + webserver end-to-end tests take ~6 minutes on their own; CI runs both targets.
 test: $(STAMP)
-	$(BIN)/pytest -q --ignore=ingest_assets_tests/e2e
+	$(BIN)/pytest -q -n auto --ignore=ingest_assets_tests/e2e
 
 # The browser test needs Debian's `chromium`: installed here when missing (as root, or with sudo).
 # The Infinity test needs a real third-party embedding server: Infinity, in a virtual
