@@ -24,6 +24,7 @@ from ingest_assets.store.search import (
     DEFAULT_MODE,
     MODES,
     Hit,
+    any_word_search,
     fuse,
     names_an_identifier,
     search,
@@ -74,10 +75,29 @@ def test_an_identifier_written_in_one_document_ranks_it_first(indexed, db):
         assert ranked(db, query, "hybrid")[0] == doc, query
 
 
-def test_a_paraphrase_without_every_word_is_found_by_hybrid_through_the_vectors(indexed, db):
+def test_a_paraphrase_without_every_word_is_found_by_hybrid_through_any_of_its_words(indexed, db):
     query = "what does the gravity of the moon do to oceans"
     assert ranked(db, query, "text") == []  # 'simple' keeps stop words: not all in any chunk
     assert ranked(db, query, "hybrid")[0] == ranked(db, query, "vector")[0] == "tides.md"
+    with db.connect() as conn:
+        hits = search(conn, vector_table_name("hashing-384"), hashed_vectors([query], 384)[0],
+                      5, mode="hybrid", text=query)  # fmt: skip
+    assert (hits[0].vector_rank, hits[0].text_rank) == (1, 1)
+
+
+def test_any_word_search_ranks_by_the_words_that_are_not_stop_words(indexed, db):
+    with db.connect() as conn:
+
+        def found(query: str) -> list[str]:
+            return [h.doc_id for h in any_word_search(conn, query, 5)]
+
+        assert found("what does the gravity of the moon do to oceans") == ["tides.md"]
+        # 'slow' and 'queries' are in two documents; the one that also has 'statistics' first
+        assert found("how are slow queries found with statistics")[0] == (
+            "tutorials/slow-queries.md"
+        )
+        assert set(found("slow queries")) == {"postgres/extensions.md", "tutorials/slow-queries.md"}
+        assert found("what is it that we do to the") == []  # stop words only
 
 
 def hit(doc_id: str) -> Hit:
@@ -300,5 +320,5 @@ def test_source_add_takes_a_language_for_every_kind_and_refuses_an_unknown_one(t
         ("how do I keep the pool from running out of connections", False),
     ],
 )
-def test_hybrid_fuses_full_text_for_identifiers_and_short_queries_only(query, fused):
+def test_hybrid_needs_every_word_for_identifiers_and_short_queries_only(query, fused):
     assert names_an_identifier(query) is fused
