@@ -102,10 +102,11 @@ _IDENTIFIER = re.compile(r"[_./:()]|\w-\w|(?<!\S)-|[a-z][A-Z]|\d")
 def names_an_identifier(text: str) -> bool:
     """Whether hybrid search fuses the full-text list that needs every word (`text_search`):
     for a query that names an identifier, or of one or two words. A question in prose is
-    fused with `any_word_search` instead: needing every word of a sentence (stop words
-    included, as `simple` keeps them) picks documents by its filler words. On the 60
-    paraphrases of evals/python_reference.jsonl, MRR@10 was 0.675 by vectors alone and 0.717
-    fused with any word (retrieval-20261202T024447 and …T024726)."""
+    fused with `any_word_search` instead. On the 60 paraphrases of
+    evals/python_reference.jsonl, MRR@10 was 0.675 by vectors alone, 0.717 fused with chunks
+    holding any word, 0.721 with half the words by stem prefix; on the 12 of
+    evals/samples.jsonl 1.000, 0.929 and 0.958 (retrieval-20261202T024447, …T025157,
+    …T025807)."""
     return bool(_IDENTIFIER.search(text)) or len(text.split()) <= 2
 
 
@@ -164,16 +165,18 @@ def text_search(
 def any_word_search(
     conn: psycopg.Connection, text: str, k: int, source: str | None = None
 ) -> list[Hit]:
-    """Full-text search for a question in prose: chunks with any of its words that are not
-    English stop words, ranked by ts_rank (the more of them, and the more often, the higher;
-    it knows no word's rarity, which the fusion with the vector list makes up for). Matching
-    every word, as `text_search` does, would pick chunks by the question's filler words."""
+    """Full-text search for a question in prose: chunks with at least half of its words that
+    are not English stop words, ranked by ts_rank. A word matches by the prefix of its English
+    stem (`growth` for "grow", `assignment` for "assign"), as the `simple` configuration keeps
+    words unstemmed. Needing every word, as `text_search` does, picks chunks by the question's
+    filler words; needing any one fuses in chunks that share a single common word."""
     rows = conn.execute(
-        "WITH words AS MATERIALIZED (SELECT DISTINCT w FROM "
-        " unnest(tsvector_to_array(to_tsvector('simple', %(text)s))) AS w "
-        " WHERE ts_lexize('english_stem', w) <> '{}'), "
-        "q AS MATERIALIZED (SELECT cfg, to_tsquery(cfg::regconfig, "
-        " (SELECT string_agg(quote_literal(w), ' | ') FROM words)) AS query "
+        "WITH words AS MATERIALIZED (SELECT DISTINCT quote_literal(stem[1]) || ':*' AS w "
+        " FROM unnest(tsvector_to_array(to_tsvector('simple', %(text)s))) AS word, "
+        " ts_lexize('english_stem', word) AS stem WHERE stem <> '{}'), "
+        "q AS MATERIALIZED (SELECT cfg, "
+        " to_tsquery(cfg::regconfig, (SELECT string_agg(w, ' | ') FROM words)) AS query, "
+        " ARRAY(SELECT to_tsquery(cfg::regconfig, w) FROM words) AS each_word "
         " FROM unnest(%(configs)s::text[]) AS cfg) "
         "SELECT ts_rank(c.tsv, q.query) AS score, d.source, d.doc_id, d.uri, "
         "c.ordinal, c.context, c.text "
@@ -181,6 +184,8 @@ def any_word_search(
         "JOIN documents d ON d.id = c.document_id "
         "WHERE d.deleted_at IS NULL AND d.quarantined_at IS NULL "
         "AND (%(source)s::text IS NULL OR d.source = %(source)s) "
+        "AND 2 * (SELECT count(*) FROM unnest(q.each_word) AS w WHERE c.tsv @@ w) "
+        " >= cardinality(q.each_word) "
         "ORDER BY score DESC, d.source, d.doc_id, c.ordinal LIMIT %(k)s",
         {"text": text, "configs": _configs(conn, source), "source": source, "k": k},
     )
