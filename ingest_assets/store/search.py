@@ -16,8 +16,8 @@ source sets `language`). Why, from what PostgreSQL's default parser does (the sa
 - 'english' stems each part (errcod, undefin, connect) and drops stop words inside identifiers
   (`IF_NOT_EXISTS` becomes just 'exist', matching any prose with "exists"); 'simple' keeps the
   parts as written, hence the default. Its price: stop words count, so a long natural question
-  rarely matches every word; hybrid fuses a question in prose with the chunks holding any of
-  its words that are not English stop words (`any_word_search`).
+  rarely matches every word; hybrid fuses a question in prose with the chunks holding two of
+  its words that are not English stop words (`prose_search`).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def search(
     if mode == "text":
         return text_search(conn, text, k, source)  # type: ignore[arg-type]
     depth = candidates(k)
-    words = text_search if names_an_identifier(text) else any_word_search  # type: ignore[arg-type]
+    words = text_search if names_an_identifier(text) else prose_search  # type: ignore[arg-type]
     return fuse(
         vector_search(conn, table, query, depth, source),  # type: ignore[arg-type]
         words(conn, text, depth, source),  # type: ignore[arg-type]
@@ -103,11 +103,9 @@ _IDENTIFIER = re.compile(r"[_./:()]|\w-\w|(?<!\S)-|[a-z][A-Z]|\d")
 def names_an_identifier(text: str) -> bool:
     """Whether hybrid search fuses the full-text list that needs every word (`text_search`):
     for a query that names an identifier, or of one or two words. A question in prose is
-    fused with `any_word_search` instead. On the 60 paraphrases of
-    evals/python_reference.jsonl, MRR@10 was 0.675 by vectors alone, 0.717 fused with chunks
-    holding any word, 0.721 with half the words by stem prefix; on the 12 of
-    evals/samples.jsonl 1.000, 0.929 and 0.958 (retrieval-20261202T024447, …T025157,
-    …T025807)."""
+    fused with `prose_search` instead. On the 60 paraphrases of
+    evals/python_reference.jsonl, MRR@10 went from 0.675 by vectors alone to 0.717, and the
+    12 of evals/samples.jsonl stayed at 1.000 (retrieval-20261202T031723)."""
     return bool(_IDENTIFIER.search(text)) or len(text.split()) <= 2
 
 
@@ -163,41 +161,35 @@ def text_search(
     ]
 
 
-def any_word_search(
+def prose_search(
     conn: psycopg.Connection, text: str, k: int, source: str | None = None
 ) -> list[Hit]:
-    """Full-text search for a question in prose: chunks with at least half of its words that
-    are not English stop words, ranked by ts_rank. A word matches by the prefix of its English
-    stem (`growth` for "grow", `assignment` for "assign"), as the `simple` configuration keeps
-    words unstemmed. Needing every word, as `text_search` does, picks chunks by the question's
-    filler words; needing any one fuses in chunks that share a single common word."""
+    """Full-text search for a question in prose: chunks with at least two of its words that
+    are not English stop words (one, when it has only one or two), ranked by ts_rank. A word
+    matches by its start shared with its English stem (`growth` for "grow", `assignment` for
+    "assign"), as the `simple` configuration keeps words unstemmed. Needing every word, as
+    `text_search` does, picks chunks by the question's filler words; needing any one fuses in
+    chunks that share one common word; needing half left out the right chunk when the
+    question's words are spread over its document (see README, retrieval quality)."""
     words = prose_words(conn, text)
     if not words:
         return []
-    # The index finds the chunks with some two of the words (any one, for one or two words):
-    # short stems match many words ('sea' matches 'search'), and checking every chunk with
-    # any of them took 1.3 s over 164,000 chunks.
     pairs = itertools.combinations(words, 2 if len(words) > 2 else 1)
     rows = conn.execute(
         "WITH q AS MATERIALIZED (SELECT cfg, "
         " to_tsquery(cfg::regconfig, %(any)s) AS query, "
-        " to_tsquery(cfg::regconfig, %(pairs)s) AS candidates, "
-        " ARRAY(SELECT to_tsquery(cfg::regconfig, w) FROM unnest(%(words)s::text[]) AS w)"
-        "  AS each_word "
+        " to_tsquery(cfg::regconfig, %(pairs)s) AS pairs "
         " FROM unnest(%(configs)s::text[]) AS cfg) "
         "SELECT ts_rank(c.tsv, q.query) AS score, d.source, d.doc_id, d.uri, "
         "c.ordinal, c.context, c.text "
-        "FROM q JOIN chunks c ON c.ts_config = q.cfg AND c.tsv @@ q.candidates "
+        "FROM q JOIN chunks c ON c.ts_config = q.cfg AND c.tsv @@ q.pairs "
         "JOIN documents d ON d.id = c.document_id "
         "WHERE d.deleted_at IS NULL AND d.quarantined_at IS NULL "
         "AND (%(source)s::text IS NULL OR d.source = %(source)s) "
-        "AND 2 * (SELECT count(*) FROM unnest(q.each_word) AS w WHERE c.tsv @@ w) "
-        " >= cardinality(q.each_word) "
         "ORDER BY score DESC, d.source, d.doc_id, c.ordinal LIMIT %(k)s",
         {
             "any": " | ".join(words),
             "pairs": " | ".join(f"({' & '.join(pair)})" for pair in pairs),
-            "words": words,
             "configs": _configs(conn, source),
             "source": source,
             "k": k,
@@ -210,14 +202,31 @@ def any_word_search(
 
 
 def prose_words(conn: psycopg.Connection, text: str) -> list[str]:
-    """The text's words that are not English stop words, as tsquery prefixes of their stems."""
+    """The text's words that are not English stop words, as tsquery prefixes: each word's
+    common start with its English stem ("gravit" for gravity, stemmed "graviti"; "sav" for
+    savings, stemmed "save"), or the word itself when that start is under three letters."""
     rows = conn.execute(
-        "SELECT DISTINCT quote_literal(stem[1]) || ':*' "
+        "SELECT DISTINCT word, stem[1] "
         "FROM unnest(tsvector_to_array(to_tsvector('simple', %s))) AS word, "
         "ts_lexize('english_stem', word) AS stem WHERE stem <> '{}' ORDER BY 1",
         (text,),
     )
-    return [row[0] for row in rows]
+    prefixes = set()
+    for word, stem in rows:
+        start = _shared_start(word, stem)
+        prefixes.add(_tsquery_word(start) + ":*" if len(start) >= 3 else _tsquery_word(word))
+    return sorted(prefixes)
+
+
+def _shared_start(word: str, stem: str) -> str:
+    length = 0
+    while length < min(len(word), len(stem)) and word[length] == stem[length]:
+        length += 1
+    return word[:length]
+
+
+def _tsquery_word(word: str) -> str:
+    return "'" + word.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def fuse(vector: Sequence[Hit], text: Sequence[Hit], k: int, rrf_k: int = RRF_K) -> list[Hit]:
