@@ -26,7 +26,8 @@ demo: $(STAMP)
 	done < samples/queries.txt
 	$(BIN)/ingest status
 
-# The daemon + webserver end-to-end tests take ~6 minutes on their own; CI runs both targets.
+# Both targets run on every core. The end-to-end tests of one file share one `ingest dev` and
+# run in order, so each worker takes whole files (--dist loadfile). CI runs both targets.
 test: $(STAMP)
 	$(BIN)/pytest -q -n auto --ignore=ingest_assets_tests/e2e
 
@@ -34,7 +35,7 @@ test: $(STAMP)
 # The Infinity test needs a real third-party embedding server: Infinity, in a virtual
 # environment of its own (it pins older transformers), serving the packaged MiniLM on CPU.
 test-e2e: $(STAMP) chromium $(INFINITY_STAMP)
-	INGEST_TEST_INFINITY=$(CURDIR)/$(INFINITY_VENV)/bin/infinity_emb $(BIN)/pytest -q ingest_assets_tests/e2e
+	INGEST_TEST_INFINITY=$(CURDIR)/$(INFINITY_VENV)/bin/infinity_emb $(BIN)/pytest -q -n auto --dist loadfile ingest_assets_tests/e2e
 
 $(INFINITY_STAMP):
 	$(PYTHON) -m venv $(INFINITY_VENV)
