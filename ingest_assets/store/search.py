@@ -26,6 +26,7 @@ import itertools
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
+from typing import LiteralString
 
 import numpy as np
 import psycopg
@@ -136,29 +137,9 @@ def text_search(
     """Full-text search, ranked by cover density (ts_rank_cd). The query is parsed once per
     text search configuration the sources use, and each parse matches only the chunks written
     with that configuration (a stemmed query against unstemmed chunks would miss)."""
-    rows = conn.execute(
-        # MATERIALIZED: the query is parsed once per configuration, not again for each match
-        "WITH q AS MATERIALIZED (SELECT cfg, "
-        " websearch_to_tsquery(cfg::regconfig, %(text)s) AS query "
-        " FROM unnest(%(configs)s::text[]) AS cfg) "
-        "SELECT ts_rank_cd(c.tsv, q.query) AS score, d.source, d.doc_id, d.uri, "
-        "c.ordinal, c.context, c.text "
-        "FROM q JOIN chunks c ON c.ts_config = q.cfg AND c.tsv @@ q.query "
-        "JOIN documents d ON d.id = c.document_id "
-        "WHERE d.deleted_at IS NULL AND d.quarantined_at IS NULL "
-        "AND (%(source)s::text IS NULL OR d.source = %(source)s) "
-        "ORDER BY score DESC, d.source, d.doc_id, c.ordinal LIMIT %(k)s",
-        {
-            "text": _websearch_text(text),
-            "configs": _configs(conn, source),
-            "source": source,
-            "k": k,
-        },
-    )
-    return [
-        Hit(float(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], text_rank=rank)
-        for rank, r in enumerate(rows, start=1)
-    ]
+    query = "websearch_to_tsquery(cfg::regconfig, %(text)s)"
+    params = {"text": _websearch_text(text)}
+    return _ranked_by_words(conn, "ts_rank_cd", query, query, k, source, params)
 
 
 def prose_search(
@@ -175,29 +156,42 @@ def prose_search(
     if not words:
         return []
     pairs = itertools.combinations(words, 2 if len(words) > 2 else 1)
+    params = {
+        "any": " | ".join(words),
+        "pairs": " | ".join(f"({' & '.join(pair)})" for pair in pairs),
+    }
+    rank_by = "to_tsquery(cfg::regconfig, %(any)s)"
+    match = "to_tsquery(cfg::regconfig, %(pairs)s)"
+    return _ranked_by_words(conn, "ts_rank", rank_by, match, k, source, params)
+
+
+def _ranked_by_words(
+    conn: psycopg.Connection,
+    rank: LiteralString,
+    rank_by: LiteralString,
+    match: LiteralString,
+    k: int,
+    source: str | None,
+    params: dict[str, str],
+) -> list[Hit]:
+    """The top k live chunks in scope that `match`, by `rank`(tsv, `rank_by`); both are
+    tsquery expressions of each text search configuration `cfg`, computed once per
+    configuration (MATERIALIZED), not again for each chunk."""
     rows = conn.execute(
-        "WITH q AS MATERIALIZED (SELECT cfg, "
-        " to_tsquery(cfg::regconfig, %(any)s) AS query, "
-        " to_tsquery(cfg::regconfig, %(pairs)s) AS pairs "
-        " FROM unnest(%(configs)s::text[]) AS cfg) "
-        "SELECT ts_rank(c.tsv, q.query) AS score, d.source, d.doc_id, d.uri, "
+        "WITH q AS MATERIALIZED (SELECT cfg, " + rank_by + " AS rank_by, " + match + " AS match "
+        "FROM unnest(%(configs)s::text[]) AS cfg) "
+        "SELECT " + rank + "(c.tsv, q.rank_by) AS score, d.source, d.doc_id, d.uri, "
         "c.ordinal, c.context, c.text "
-        "FROM q JOIN chunks c ON c.ts_config = q.cfg AND c.tsv @@ q.pairs "
+        "FROM q JOIN chunks c ON c.ts_config = q.cfg AND c.tsv @@ q.match "
         "JOIN documents d ON d.id = c.document_id "
         "WHERE d.deleted_at IS NULL AND d.quarantined_at IS NULL "
         "AND (%(source)s::text IS NULL OR d.source = %(source)s) "
         "ORDER BY score DESC, d.source, d.doc_id, c.ordinal LIMIT %(k)s",
-        {
-            "any": " | ".join(words),
-            "pairs": " | ".join(f"({' & '.join(pair)})" for pair in pairs),
-            "configs": _configs(conn, source),
-            "source": source,
-            "k": k,
-        },
+        {**params, "configs": _configs(conn, source), "source": source, "k": k},
     )
     return [
-        Hit(float(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], text_rank=rank)
-        for rank, r in enumerate(rows, start=1)
+        Hit(float(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], text_rank=position)
+        for position, r in enumerate(rows, start=1)
     ]
 
 
