@@ -11,24 +11,39 @@ def chunks_without_vector(
 ) -> tuple[int, list[str]]:
     """Live chunks with no vector in `table`, over every source or only the shards in
     `scope` ({source: shards}): (count, a few 'source:doc_id' samples)."""
-    pairs = None
-    if scope is not None:
-        pairs = [f"{source}|{shard}" for source, shards in scope.items() for shard in shards]
+    sources: list[str] | None = None
+    shards: list[int] | None = None
+    if scope is not None:  # (source, shard) pairs, matched through documents_source_shard
+        pairs = [(source, shard) for source, listed in scope.items() for shard in listed]
+        sources, shards = [p[0] for p in pairs], [p[1] for p in pairs]
     rows = conn.execute(
         sql.SQL(
             "SELECT d.source || ':' || d.doc_id FROM chunks c "
             "JOIN documents d ON d.id = c.document_id "
             "WHERE d.deleted_at IS NULL "
-            "AND (%s::text[] IS NULL OR d.source || '|' || d.shard = ANY(%s::text[])) "
+            "AND (%s::text[] IS NULL OR (d.source, d.shard) IN "
+            "(SELECT * FROM unnest(%s::text[], %s::int[]))) "
             "AND NOT EXISTS (SELECT 1 FROM {} v WHERE v.text_hash = c.text_hash)"
         ).format(sql.Identifier(table)),
-        (pairs, pairs),
+        (sources, sources, shards),
     ).fetchall()
     return len(rows), sorted({r[0] for r in rows})[:10]
 
 
 def vector_dimensions(conn: psycopg.Connection, table: str) -> list[int]:
-    """Distinct dimensions of the vectors stored in `table`."""
+    """Distinct dimensions of the vectors stored in `table`. A column declared `vector(n)`
+    holds only n-dimensional vectors (PostgreSQL refuses others on insert), so its
+    declaration answers without reading a row: a scan took ~0.3 s a run at 164,000 vectors."""
+    row = conn.execute(
+        "SELECT atttypmod FROM pg_attribute "
+        "WHERE attrelid = to_regclass(quote_ident(%s)) AND attname = 'embedding'",
+        (table,),
+    ).fetchone()
+    if row and row[0] > 0:
+        exists = conn.execute(
+            sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(table))
+        ).fetchone()
+        return [row[0]] if exists and exists[0] else []
     rows = conn.execute(
         sql.SQL("SELECT DISTINCT vector_dims(embedding) FROM {}").format(sql.Identifier(table))
     )

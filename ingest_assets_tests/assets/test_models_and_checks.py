@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dagster as dg
+import psycopg
+import pytest
 
 from ingest_assets.definitions import CHECKS_JOB, build_definitions
 from ingest_assets.defs.partitions import partition_key
 from ingest_assets.lib.hashed_vectors import hashed_vectors
+from ingest_assets.store.checks import chunks_without_vector, vector_dimensions
 from ingest_assets.store.search import search
 from ingest_assets.store.vectors import list_models, vector_table_name
 
@@ -142,3 +145,40 @@ def test_vector_check_in_a_partitioned_run_judges_only_that_runs_shards(
     tags = {"dagster/partition": partition_key("docs", other)}
     evaluation = check_evaluations(instance, settings, tags)["every_chunk_has_a_vector"]
     assert evaluation.passed is True
+    tags = {"dagster/partition": partition_key("docs", shard)}
+    evaluation = check_evaluations(instance, settings, tags)["every_chunk_has_a_vector"]
+    assert evaluation.passed is False
+    assert evaluation.metadata["documents"].value == ["docs:note-0.md"]
+
+
+def test_scoped_vector_query_matches_source_and_shard_pairs_not_each_alone(
+    ingest, settings, db, tmp_path
+):
+    folder = make_folder(tmp_path)
+    ingest(folder)
+    table = vector_table_name("hashing-384")
+    with db.connect() as conn:
+        (shard,) = conn.execute(
+            f"DELETE FROM {table} v USING chunks c, documents d WHERE v.text_hash = c.text_hash "
+            "AND c.document_id = d.id AND d.doc_id = 'note-0.md' RETURNING d.shard"
+        ).fetchone()
+        assert chunks_without_vector(conn, table, {"docs": [shard]}) == (1, ["docs:note-0.md"])
+        assert (
+            chunks_without_vector(conn, table, {"docs": [shard + 1], "elsewhere": [shard]})[0] == 0
+        )
+        assert chunks_without_vector(conn, table, None)[0] == 1
+        conn.rollback()
+
+
+def test_vector_dimension_comes_from_the_column_declaration_or_a_scan_when_untyped(db):
+    with db.connect() as conn:
+        conn.execute("CREATE TABLE typed (text_hash bytea, embedding vector(3))")
+        assert vector_dimensions(conn, "typed") == []
+        conn.execute("INSERT INTO typed VALUES ('a', '[1,2,3]')")
+        assert vector_dimensions(conn, "typed") == [3]
+        conn.execute("CREATE TABLE untyped (text_hash bytea, embedding vector)")
+        conn.execute("INSERT INTO untyped VALUES ('a', '[1,2]'), ('b', '[1,2,3]')")
+        assert vector_dimensions(conn, "untyped") == [2, 3]
+        with pytest.raises(psycopg.errors.DataException, match="expected 3 dimensions"):
+            conn.execute("INSERT INTO typed VALUES ('b', '[1,2]')")
+        conn.rollback()
