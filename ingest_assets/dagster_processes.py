@@ -9,8 +9,9 @@ delays taken out. The only module that imports private Dagster modules; here is 
 - The code server starts every run in a *spawned* Python (`DagsterApiServer._mp_ctx`), which
   imports Dagster and this project again: 2-4 s on 2 cores before a run does anything, paid by
   every run of a sensor's or a backfill's fan-out. Here runs are forked from a forkserver that
-  has imported them once (`ingest_assets.definitions`); the child still reads its run from the
-  instance and loads the job from the code location as before.
+  has imported them once (PRELOADED), started with the code server rather than by the first
+  run; the child still reads its run from the instance and loads the job from the code
+  location as before.
 
     python -m ingest_assets.dagster_processes dev ...     # as `dagster dev ...`
     python -m ingest_assets.dagster_processes daemon ...  # as `dagster-daemon ...`
@@ -23,12 +24,15 @@ dagster`; under this module those commands come back here.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 BACKFILL_INTERVAL_S = 2
-PRELOADED = ["ingest_assets.definitions"]
+# Imported once in the forkserver rather than by every run (multiprocessing skips a name that
+# fails to import, silently: a test imports each).
+PRELOADED = ["ingest_assets.run_worker_imports", "dagster._grpc.impl"]
 _KINDS = {"dagster": "dagster", "dagster._daemon": "daemon"}
 
 
@@ -60,6 +64,9 @@ def _fork_runs_from_a_warm_process() -> None:
     def __init__(self: DagsterApiServer, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         self._mp_ctx = context  # type: ignore[assignment]  # a forkserver, not spawn
+        # Started now, while nothing waits, not by the first run (its imports took ~4 s of
+        # a new source's first run on 2 cores).
+        multiprocessing.forkserver.ensure_running()
 
     DagsterApiServer.__init__ = __init__  # type: ignore[method-assign]
 

