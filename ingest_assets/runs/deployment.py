@@ -8,11 +8,12 @@ and, on Ctrl-C or SIGTERM, asks the deployment to stop them and waits until they
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 
@@ -56,15 +57,18 @@ def submit_source(
     planned = plan_ranges(db, source, settings.shards, fanout.RUNS_AT_ONCE, ranges)
     batch = uuid.uuid4().hex[:12]
     tag_sets = [{**range_tags(source, *shards, "cli"), BATCH_TAG: batch} for shards in planned]
-    run_ids = launch_runs(url, job_location(url, INGEST_JOB), INGEST_JOB, tag_sets)
-    if instance.get_run_by_id(run_ids[0]) is None:
-        raise WebserverError(
-            f"the webserver at {url} keeps its runs in another Dagster instance than this "
-            f"command's (DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}); its runs "
-            f"{', '.join(run_ids)} were submitted there"
-        )
-    follower = _Follower(instance, url, dict(zip(run_ids, planned, strict=True)), progress, warn)
-    results = follower.follow()
+    follower = _Follower(instance, url, progress, warn)
+    # Caught from before the submission: the deployment may start the first runs while it
+    # is still creating the others, and a Ctrl-C then must stop those too.
+    with follower.catching_stop_signals():
+        run_ids = launch_runs(url, job_location(url, INGEST_JOB), INGEST_JOB, tag_sets)
+        if instance.get_run_by_id(run_ids[0]) is None:
+            raise WebserverError(
+                f"the webserver at {url} keeps its runs in another Dagster instance than this "
+                f"command's (DAGSTER_HOME={os.environ.get('DAGSTER_HOME')}); its runs "
+                f"{', '.join(run_ids)} were submitted there"
+            )
+        results = follower.follow(dict(zip(run_ids, planned, strict=True)))
     return summarize(db, source, results, time.perf_counter() - started, follower.interrupted)
 
 
@@ -77,53 +81,58 @@ class _Follower:
         self,
         instance: dg.DagsterInstance,
         url: str,
-        runs: dict[str, tuple[int, int]],
         progress: ProgressListener,
         warn: Callable[[str], None],
     ):
         self._instance = instance
         self._url = url
-        self._runs = runs
+        self._runs: dict[str, tuple[int, int]] = {}
         self._progress = progress
         self._warn = warn
         self._results: dict[str, RangeResult] = {}
         self.interrupted: int | None = None
 
-    def follow(self) -> list[RangeResult]:
+    @contextlib.contextmanager
+    def catching_stop_signals(self) -> Iterator[None]:
         handlers = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in handlers.items():
+                signal.signal(sig, handler)
+
+    def follow(self, runs: dict[str, tuple[int, int]]) -> list[RangeResult]:
+        """Follow the submitted runs (run id -> shard range) until each has ended."""
+        self._runs = runs
         self._progress.start("runs", len(self._runs))
         submitted = time.monotonic()
         stop_asked: float | None = None
         hinted = False
-        try:
-            while len(self._results) < len(self._runs):
-                pending = [r for r in self._runs if r not in self._results]
-                if self.interrupted is not None and stop_asked is None:
-                    stop_asked = time.monotonic()
-                    terminate_runs(self._url, pending)
-                if stop_asked is not None and time.monotonic() - stop_asked > STOP_WAIT_S:
-                    for run_id in pending:
-                        error = "asked to stop; the deployment had not ended it yet"
-                        self._results[run_id] = RangeResult(
-                            *self._runs[run_id], run_id, False, error=error
-                        )
-                    break
-                statuses = self._collect(pending)
-                if (
-                    not hinted
-                    and time.monotonic() - submitted > QUEUED_HINT_S
-                    and statuses
-                    and all(s == dg.DagsterRunStatus.QUEUED for s in statuses)
-                ):
-                    hinted = True
-                    self._warn(
-                        f"the runs are still queued after {QUEUED_HINT_S:.0f}s: is the "
-                        f"deployment's daemon running (the webserver is {self._url})?"
+        while len(self._results) < len(self._runs):
+            pending = [r for r in self._runs if r not in self._results]
+            if self.interrupted is not None and stop_asked is None:
+                stop_asked = time.monotonic()
+                terminate_runs(self._url, pending)
+            if stop_asked is not None and time.monotonic() - stop_asked > STOP_WAIT_S:
+                for run_id in pending:
+                    error = "asked to stop; the deployment had not ended it yet"
+                    self._results[run_id] = RangeResult(
+                        *self._runs[run_id], run_id, False, error=error
                     )
-                time.sleep(POLL_S)
-        finally:
-            for sig, handler in handlers.items():
-                signal.signal(sig, handler)
+                break
+            statuses = self._collect(pending)
+            if (
+                not hinted
+                and time.monotonic() - submitted > QUEUED_HINT_S
+                and statuses
+                and all(s == dg.DagsterRunStatus.QUEUED for s in statuses)
+            ):
+                hinted = True
+                self._warn(
+                    f"the runs are still queued after {QUEUED_HINT_S:.0f}s: is the "
+                    f"deployment's daemon running (the webserver is {self._url})?"
+                )
+            time.sleep(POLL_S)
         if self.interrupted is None and all(r.success for r in self._results.values()):
             self._progress.finish("runs")
         return list(self._results.values())
