@@ -302,7 +302,11 @@ def busy(path: dict) -> str:
     """How the server's time went between the first and last text: busy, or waiting for
     the runs (the part the path loses to its own overheads rather than to its start)."""
     span = path["embedding_span_s"]
-    return f"server busy {path['server_busy_s']:.0f}s of the {span:.0f}s from first to last text"
+    return (
+        f"server busy {path['server_busy_s']:.0f}s of the {span:.0f}s from first to last text; "
+        f"PostgreSQL {path['postgres_cpu_s']:.0f} CPU-s, {path['dagster_sessions']} sessions "
+        "opened on Dagster's database"
+    )
 
 
 def switch_models(results: Results, stack: paths.DevStack, new: str, old: str) -> None:

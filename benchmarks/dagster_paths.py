@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import psutil
 import psycopg
 from psycopg import sql
 
@@ -143,6 +144,40 @@ def dev_stack(env: dict[str, str], log: Path) -> Iterator[DevStack]:
         stack.stop()
 
 
+class DatabaseLoad:
+    """What the home's PostgreSQL spent during a path: its CPU seconds (the server process and
+    its backends, ended ones included) and the sessions opened on Dagster's database (each a
+    forked backend: dagster_postgres without a pool opened one per query)."""
+
+    def __init__(self, home: Path):
+        self.pgdata = home / "pg"
+        self.url = embedded_server_url(self.pgdata)
+        self._start = self._now()
+
+    def _now(self) -> tuple[float, int]:
+        cpu = 0.0
+        for server in psutil.process_iter(["cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                if str(self.pgdata) in " ".join(server.info["cmdline"] or []):
+                    times = server.cpu_times()  # children_*: its backends that have ended
+                    cpu += times.user + times.system + times.children_user + times.children_system
+                    for backend in server.children():
+                        with contextlib.suppress(psutil.Error):
+                            cpu += sum(backend.cpu_times()[:2])
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT sessions FROM pg_stat_database WHERE datname = 'dagster'"
+            ).fetchone()
+        return cpu, int(row[0]) if row else 0
+
+    def since_start(self) -> dict[str, float]:
+        cpu, sessions = self._now()
+        return {
+            "postgres_cpu_s": cpu - self._start[0],
+            "dagster_sessions": sessions - self._start[1],
+        }
+
+
 def _throughput(server: FakeEmbeddingServer, start: float, runs: list[dict]) -> dict[str, Any]:
     stats = server.stats()
     end = max(r["endTime"] for r in runs)
@@ -179,6 +214,7 @@ def sensor_path(stack: DevStack, server: FakeEmbeddingServer, folder: Path) -> d
     """`ingest source add` → the sources sensor's tick → its runs → indexed. Timed from the
     tick that saw the source (the tick interval is a setting, not ingestion time)."""
     server.reset_stats()
+    database = DatabaseLoad(Path(stack.env["INGEST_HOME"]))
     stack.cli("source", "add", SOURCE, str(folder))
     tick = wait_for(
         "a sources_sensor tick with runs",
@@ -186,7 +222,7 @@ def sensor_path(stack: DevStack, server: FakeEmbeddingServer, folder: Path) -> d
         timeout=120,
     )
     runs = stack.wait_runs_ended()
-    return _throughput(server, tick["timestamp"], runs)
+    return _throughput(server, tick["timestamp"], runs) | database.since_start()
 
 
 def deployment_run_path(
@@ -213,6 +249,7 @@ def backfill_path(stack: DevStack, server: FakeEmbeddingServer) -> dict[str, Any
     alone, as the UI selects it): timed from the backfill's creation (as the UI's launch
     button makes it; the CLI's own start-up, ~2 s, is reported apart)."""
     server.reset_stats()
+    database = DatabaseLoad(Path(stack.env["INGEST_HOME"]))
     called = time.time()
     backfill_id = stack.cli(
         "backfill", SOURCE, "--all", "--stage", "embeddings", "--url", stack.url
@@ -225,7 +262,7 @@ def backfill_path(stack: DevStack, server: FakeEmbeddingServer) -> dict[str, Any
 
     backfill = wait_for("the backfill to complete", done, timeout=PATH_TIMEOUT_S, interval=1.0)
     runs = stack.wait_runs_ended(("dagster/backfill", backfill_id))
-    figures = _throughput(server, backfill["timestamp"], runs)
+    figures = _throughput(server, backfill["timestamp"], runs) | database.since_start()
     figures["cli_start_s"] = backfill["timestamp"] - called
     return figures
 

@@ -44,7 +44,7 @@ class PooledPostgresStorage(DagsterPostgresStorage):
         )
 
 
-def keep_connections(storage: Any, max_overflow: int = MAX_OVERFLOW) -> None:
+def keep_connections(storage: Any) -> None:
     """Pool a dagster_postgres storage's connections: tested before use (SQLAlchemy's
     pool_pre_ping; Dagster builds the engine, so it is set on the pool) and closed when the
     instance disposes of the storage (it disposes of each storage, not of this class). A
@@ -53,7 +53,7 @@ def keep_connections(storage: Any, max_overflow: int = MAX_OVERFLOW) -> None:
     if engine is None or not isinstance(engine.pool, NullPool):
         return
     storage.optimize_for_webserver(
-        statement_timeout=0, pool_recycle=POOL_RECYCLE_S, max_overflow=max_overflow
+        statement_timeout=0, pool_recycle=POOL_RECYCLE_S, max_overflow=MAX_OVERFLOW
     )
     pool = getattr(getattr(storage, "_engine", None), "pool", None)
     if pool is not None and hasattr(pool, "_pre_ping"):
