@@ -11,7 +11,6 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy.exc
 
-from ingest_assets.dagster_storage import keep_connections
 from ingest_assets.database import database_url as database_url  # re-exported for the commands
 from ingest_assets.database import ensure_database, url_for_database
 from ingest_assets.database import open_database as open_database  # re-exported for the commands
@@ -48,6 +47,8 @@ def dagster_storage_url(db_url: str) -> str:
 
 def open_instance(settings: IngestSettings, db_url: str) -> dg.DagsterInstance:
     prepare_dagster_environment(settings, db_url)
+    from ingest_assets.dagster_storage import keep_connections  # dagster_postgres: ~0.5 s
+
     instance = dg.DagsterInstance.get()
     # The project's dagster.yaml pools already (PooledPostgresStorage); an instance configured
     # with dagster_postgres's own storage would open a connection per event of a run.

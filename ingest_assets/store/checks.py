@@ -11,21 +11,18 @@ def chunks_without_vector(
 ) -> tuple[int, list[str]]:
     """Live chunks with no vector in `table`, over every source or only the shards in
     `scope` ({source: shards}): (count, a few 'source:doc_id' samples)."""
-    sources: list[str] | None = None
-    shards: list[int] | None = None
-    if scope is not None:  # (source, shard) pairs, matched through documents_source_shard
-        pairs = [(source, shard) for source, listed in scope.items() for shard in listed]
-        sources, shards = [p[0] for p in pairs], [p[1] for p in pairs]
+    pairs = None
+    if scope is not None:
+        pairs = [f"{source}|{shard}" for source, shards in scope.items() for shard in shards]
     rows = conn.execute(
         sql.SQL(
             "SELECT d.source || ':' || d.doc_id FROM chunks c "
             "JOIN documents d ON d.id = c.document_id "
             "WHERE d.deleted_at IS NULL "
-            "AND (%s::text[] IS NULL OR (d.source, d.shard) IN "
-            "(SELECT * FROM unnest(%s::text[], %s::int[]))) "
+            "AND (%s::text[] IS NULL OR d.source || '|' || d.shard = ANY(%s::text[])) "
             "AND NOT EXISTS (SELECT 1 FROM {} v WHERE v.text_hash = c.text_hash)"
         ).format(sql.Identifier(table)),
-        (sources, sources, shards),
+        (pairs, pairs),
     ).fetchall()
     return len(rows), sorted({r[0] for r in rows})[:10]
 
