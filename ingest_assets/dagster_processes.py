@@ -64,8 +64,8 @@ def _fork_runs_from_a_warm_process() -> None:
     def __init__(self: DagsterApiServer, *args: Any, **kwargs: Any) -> None:
         init(self, *args, **kwargs)
         self._mp_ctx = context  # type: ignore[assignment]  # a forkserver, not spawn
-        # Started now, while nothing waits, not by the first run (its imports took ~4 s of
-        # a new source's first run on 2 cores).
+        # Started now, while nothing waits, not by the first run: its start and imports
+        # delayed a new source's first run by ~3 s on 2 cores.
         multiprocessing.forkserver.ensure_running()
 
     DagsterApiServer.__init__ = __init__  # type: ignore[method-assign]
