@@ -55,16 +55,14 @@ def keep_connections(storage: Any) -> None:
     storage.optimize_for_webserver(
         statement_timeout=0, pool_recycle=POOL_RECYCLE_S, max_overflow=MAX_OVERFLOW
     )
-    pool = getattr(getattr(storage, "_engine", None), "pool", None)
-    if pool is not None and hasattr(pool, "_pre_ping"):
+    pool = storage._engine.pool  # the pooled engine optimize_for_webserver just built
+    if hasattr(pool, "_pre_ping"):
         pool._pre_ping = True
     dispose = storage.dispose
 
     def dispose_and_close() -> None:
         dispose()
-        engine = getattr(storage, "_engine", None)
-        if engine is not None:
-            engine.dispose()
+        storage._engine.dispose()  # the current one: the webserver may have rebuilt it
 
     storage.dispose = dispose_and_close
 
