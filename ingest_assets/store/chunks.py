@@ -21,6 +21,7 @@ class DocumentToChunk:
     markup: str
     body: str
     content_hash: str
+    chunked: bool  # chunked before (chunked_hash set): it may have chunks to replace
 
 
 # Stale: another content, another chunker, or another text search configuration (the
@@ -42,7 +43,10 @@ def documents_to_chunk(
     batch: int = 200,
 ) -> Iterator[list[DocumentToChunk]]:
     """Live documents whose chunks are missing or stale, streamed in batches (server cursor)."""
-    query = "SELECT id, doc_id, shard, title, markup, body, content_hash FROM documents WHERE "
+    query = (
+        "SELECT id, doc_id, shard, title, markup, body, content_hash, "
+        "chunked_hash IS NOT NULL FROM documents WHERE "
+    )
     params = (source, list(shards), chunker, ts_config)
     for rows in stream_rows(conn, "documents_to_chunk", query + _STALE, params, batch):
         yield [DocumentToChunk(*row) for row in rows]
@@ -97,7 +101,12 @@ def replace_chunks(
         replaced = {row[0] for row in current}
         if not replaced:
             return replaced
-        conn.execute("DELETE FROM chunks WHERE document_id = ANY(%s)", (list(replaced),))
+        # Chunks are written only here, with the document's chunked_hash, and dropped wherever
+        # it is cleared: a document never chunked has none. On a first ingestion this DELETE
+        # found nothing, for ~5 % of PostgreSQL's time.
+        rechunked = [doc.id for doc, _ in chunked if doc.chunked and doc.id in replaced]
+        if rechunked:
+            conn.execute("DELETE FROM chunks WHERE document_id = ANY(%s)", (rechunked,))
         with conn.cursor().copy(
             "COPY chunks (id, document_id, ordinal, context, text, text_hash, token_count, "
             "ts_config) FROM STDIN"

@@ -12,6 +12,7 @@ from ingest_assets.database import Database
 from ingest_assets.defs.partitions import SOURCES_PARTITIONS_NAME, build_partitions, source_range
 from ingest_assets.lib.chunking import Chunker
 from ingest_assets.lib.hashed_vectors import hashed_vectors
+from ingest_assets.store.chunks import documents_to_chunk
 from ingest_assets.store.search import search
 from ingest_assets.store.vectors import vector_table_name
 
@@ -185,6 +186,43 @@ def test_chunker_change_rechunks_every_document(ingest, settings, db, tmp_path):
         chunkers = {r[0] for r in conn.execute("SELECT chunker FROM documents")}
     assert chunkers == {Chunker(128).signature}
     assert summary.totals["chunks_written"] > 0
+
+
+def test_a_document_has_chunks_to_replace_only_once_it_was_chunked(ingest, settings, db, tmp_path):
+    # A first chunking skips the DELETE of old chunks; the unique (document, ordinal) key
+    # would refuse a re-chunked document whose old chunks were left in place.
+    corpus = write_corpus(tmp_path / "corpus")
+    ingest(corpus)
+    with db.connect() as conn:
+        conn.execute("UPDATE documents SET chunked_hash = NULL WHERE doc_id = 'tides.md'")
+        conn.execute(
+            "DELETE FROM chunks WHERE document_id IN "
+            "(SELECT id FROM documents WHERE doc_id = 'tides.md')"
+        )
+        conn.commit()
+        shards = list(range(settings.shards))
+        pending = [
+            doc
+            for batch in documents_to_chunk(conn, "docs", shards, "another-chunker", "simple")
+            for doc in batch
+        ]
+    chunked = {doc.doc_id: doc.chunked for doc in pending}
+    assert chunked == {
+        "tides.md": False,
+        "sub/bread.txt": True,
+        "chess.html": True,
+        "plants.pdf": True,
+    }
+
+    summary = ingest(corpus, settings=settings.model_copy(update={"chunk_tokens": 128}))
+
+    assert summary.totals["documents_unchanged"] == 4
+    assert top_doc(db, "moon gravity oceans bulges") == ["tides.md"]
+    with db.connect() as conn:
+        per_document = conn.execute(
+            "SELECT count(*), count(DISTINCT (document_id, ordinal)) FROM chunks"
+        ).fetchone()
+    assert per_document[0] == per_document[1] > 0
 
 
 def test_runs_are_recorded_per_partition_in_the_instance(ingest, instance, tmp_path, settings):
