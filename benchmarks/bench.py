@@ -300,12 +300,17 @@ def dagster_paths(
 
 def busy(path: dict) -> str:
     """How the server's time went between the first and last text: busy, or waiting for
-    the runs (the part the path loses to its own overheads rather than to its start)."""
+    the runs (the part the path loses to its own overheads rather than to its start); and the
+    CPU the path took from the machine (near all of it: the runs wait on the CPU, not on
+    Dagster)."""
     span = path["embedding_span_s"]
+    cores = psutil.cpu_count() or 1
+    share = path["machine_cpu_s"] / (cores * path["seconds"])
     return (
         f"server busy {path['server_busy_s']:.0f}s of the {span:.0f}s from first to last text; "
-        f"PostgreSQL {path['postgres_cpu_s']:.0f} CPU-s, {path['dagster_sessions']} sessions "
-        "opened on Dagster's database"
+        f"machine {path['machine_cpu_s']:.0f} CPU-s, {share:.0%} of its {cores} cores over the "
+        f"path; PostgreSQL {path['postgres_cpu_s']:.0f} CPU-s, {path['dagster_sessions']} "
+        "sessions opened on Dagster's database"
     )
 
 

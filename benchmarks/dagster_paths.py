@@ -144,17 +144,19 @@ def dev_stack(env: dict[str, str], log: Path) -> Iterator[DevStack]:
         stack.stop()
 
 
-class DatabaseLoad:
-    """What the home's PostgreSQL spent during a path: its CPU seconds (the server process and
-    its backends, ended ones included) and the sessions opened on Dagster's database (each a
-    forked backend: dagster_postgres without a pool opened one per query)."""
+class PathLoad:
+    """What a path cost the machine: the CPU seconds of all its cores and of the home's
+    PostgreSQL (the server process and its backends, ended ones included), and the sessions
+    opened on Dagster's database (each a forked backend: dagster_postgres without a pool
+    opened one per query). The machine's share tells whether a path waits on Dagster or on the
+    CPU: the pipeline, PostgreSQL, Dagster and the fake server all run on the same cores."""
 
     def __init__(self, home: Path):
         self.pgdata = home / "pg"
         self.url = embedded_server_url(self.pgdata)
         self._start = self._now()
 
-    def _now(self) -> tuple[float, int]:
+    def _now(self) -> tuple[float, float, int]:
         cpu = 0.0
         for server in psutil.process_iter(["cmdline"]):
             with contextlib.suppress(psutil.Error):
@@ -168,13 +170,16 @@ class DatabaseLoad:
             row = conn.execute(
                 "SELECT sessions FROM pg_stat_database WHERE datname = 'dagster'"
             ).fetchone()
-        return cpu, int(row[0]) if row else 0
+        machine = psutil.cpu_times()
+        busy = sum(machine) - machine.idle - getattr(machine, "iowait", 0.0)
+        return busy, cpu, int(row[0]) if row else 0
 
     def since_start(self) -> dict[str, float]:
-        cpu, sessions = self._now()
+        busy, cpu, sessions = self._now()
         return {
-            "postgres_cpu_s": cpu - self._start[0],
-            "dagster_sessions": sessions - self._start[1],
+            "machine_cpu_s": busy - self._start[0],
+            "postgres_cpu_s": cpu - self._start[1],
+            "dagster_sessions": sessions - self._start[2],
         }
 
 
@@ -214,7 +219,7 @@ def sensor_path(stack: DevStack, server: FakeEmbeddingServer, folder: Path) -> d
     """`ingest source add` → the sources sensor's tick → its runs → indexed. Timed from the
     tick that saw the source (the tick interval is a setting, not ingestion time)."""
     server.reset_stats()
-    database = DatabaseLoad(Path(stack.env["INGEST_HOME"]))
+    database = PathLoad(Path(stack.env["INGEST_HOME"]))
     stack.cli("source", "add", SOURCE, str(folder))
     tick = wait_for(
         "a sources_sensor tick with runs",
@@ -249,7 +254,7 @@ def backfill_path(stack: DevStack, server: FakeEmbeddingServer) -> dict[str, Any
     alone, as the UI selects it): timed from the backfill's creation (as the UI's launch
     button makes it; the CLI's own start-up, ~2 s, is reported apart)."""
     server.reset_stats()
-    database = DatabaseLoad(Path(stack.env["INGEST_HOME"]))
+    database = PathLoad(Path(stack.env["INGEST_HOME"]))
     called = time.time()
     backfill_id = stack.cli(
         "backfill", SOURCE, "--all", "--stage", "embeddings", "--url", stack.url
