@@ -2,6 +2,6 @@
 
 One module per command or group; `main` (in main.py) gathers them, display.py renders."""
 
-from ingest_assets.cli.main import main
+from ingest_assets.cli.main import entry, main
 
-__all__ = ["main"]
+__all__ = ["entry", "main"]

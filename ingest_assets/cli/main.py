@@ -5,9 +5,11 @@ A command's module is imported only when that command runs (or `ingest --help` l
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -83,3 +85,27 @@ class IngestGroup(click.Group):
 def main() -> None:
     """Ingest documents into PostgreSQL/pgvector with Dagster, and search them."""
     exit_cleanly_on_sigterm()
+
+
+def entry() -> None:
+    """The `ingest` process: run the command, then leave without tearing the interpreter
+    down. After a command that imported Dagster, freeing every module's objects one by one
+    took ~0.7 s on 2 cores, after the command had printed its result. What an ordinary exit
+    does first still happens: threads still running are waited for, and the exit handlers run
+    (logging's, multiprocessing's, the embedded PostgreSQL's release)."""
+    code: int | str | None = 0
+    try:
+        main()  # standalone mode: ends with SystemExit
+    except SystemExit as done:
+        code = done.code
+    if not isinstance(code, int):
+        if code is not None:
+            print(code, file=sys.stderr)
+        code = 0 if code is None else 1
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
