@@ -62,11 +62,15 @@ def test_shard_ranges_are_contiguous_disjoint_and_cover_every_shard(shards, part
 
 
 def test_only_a_first_ingestion_of_a_large_source_is_split(tmp_path: Path):
-    large = fanout.LARGE_SOURCE_DOCUMENTS
-    assert len(first_ingestion(64, large, runs_at_once=3)) == 4 * 3
-    sizes = [last - first + 1 for first, last in first_ingestion(64, large, runs_at_once=3)]
+    large, most = fanout.LARGE_SOURCE_DOCUMENTS, fanout.most_documents(runs_at_once=3)
+    # A range per DOCUMENTS_PER_RANGE documents, at least one per run slot, at most 4 per slot.
+    assert len(first_ingestion(64, large, runs_at_once=3)) == 3
+    assert len(first_ingestion(64, 4 * fanout.DOCUMENTS_PER_RANGE, runs_at_once=3)) == 4
+    assert len(first_ingestion(64, most, runs_at_once=3)) == 4 * 3
+    assert len(first_ingestion(64, 100 * most, runs_at_once=3)) == 4 * 3
+    sizes = [last - first + 1 for first, last in first_ingestion(64, most, runs_at_once=3)]
     assert sizes[0] < max(sizes) > sizes[-1]  # the ramp: short first and last extractions
-    assert len(first_ingestion(4, large, runs_at_once=3)) == 4
+    assert len(first_ingestion(4, most, runs_at_once=3)) == 4
     assert first_ingestion(64, large - 1, runs_at_once=3) == [(0, 63)]
     assert first_ingestion(64, large, runs_at_once=1) == [(0, 63)]
 
@@ -80,11 +84,20 @@ def test_the_plan_counts_a_source_from_its_own_listing(tmp_path: Path):
     (folder / ".hidden").mkdir()
     (folder / ".hidden" / "x.md").touch()
     source = open_source(SourceRecord("docs", "folder", str(folder)))
-    assert fanout.count_documents(source) == fanout.LARGE_SOURCE_DOCUMENTS - 1
+    assert (
+        fanout.count_documents(source, fanout.LARGE_SOURCE_DOCUMENTS)
+        == fanout.LARGE_SOURCE_DOCUMENTS - 1
+    )
     (folder / "one-more.txt").touch()
-    assert fanout.count_documents(source) == fanout.LARGE_SOURCE_DOCUMENTS
+    assert (
+        fanout.count_documents(source, fanout.LARGE_SOURCE_DOCUMENTS)
+        == fanout.LARGE_SOURCE_DOCUMENTS
+    )
     (folder / "and-another.txt").touch()
-    assert fanout.count_documents(source) == fanout.LARGE_SOURCE_DOCUMENTS  # stops there
+    assert (
+        fanout.count_documents(source, fanout.LARGE_SOURCE_DOCUMENTS)
+        == fanout.LARGE_SOURCE_DOCUMENTS
+    )  # stops there
 
 
 @pytest.mark.parametrize(

@@ -44,8 +44,8 @@ from ingest_assets.webserver import WebserverError
 @click.option(
     "--ranges",
     type=click.IntRange(min=1),
-    help="Shard ranges, one run each (default: 4 per --parallel for a first ingestion of a "
-    "source of 1,000+ documents, else 1).",
+    help="Shard ranges, one run each (default, for a first ingestion of a source of 1,000+ "
+    "documents: one per 500 documents, from --parallel up to 4 per --parallel; else 1).",
 )
 @click.option(
     "--url", envvar="INGEST_DAGSTER_URL",
