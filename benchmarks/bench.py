@@ -19,6 +19,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -558,14 +559,24 @@ def new_home(label: str) -> Path:
     return home
 
 
-def remove_homes(homes: list[Path], wait_s: float) -> None:
+def remove_homes(homes: list[Path], wait_s: float, stop: bool = False) -> None:
     """Remove homes whose embedded PostgreSQL has stopped (it stops with the last process
-    that held it, which may be this one: those are removed by the next run)."""
+    that held it, which may be this one: those are removed by the next run). `stop`: this
+    run's own homes, whose server is stopped (fast shutdown) if it outlived the wait: one
+    held by `ingest dev` through a restart was once left running after the bench."""
     deadline = time.monotonic() + wait_s
     for home in homes:
-        while (home / "pg" / "postmaster.pid").exists() and time.monotonic() < deadline:
+        pid_file = home / "pg" / "postmaster.pid"
+        while pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.5)
-        if not (home / "pg" / "postmaster.pid").exists():
+        if stop and pid_file.exists():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)
+            for _ in range(40):
+                if not pid_file.exists():
+                    break
+                time.sleep(0.25)
+        if not pid_file.exists():
             shutil.rmtree(home, ignore_errors=True)
 
 
@@ -648,7 +659,7 @@ def main() -> None:
             no_change_rerun(results, args.rerun_documents)
     finally:
         if not args.keep_homes:
-            remove_homes(_HOMES, wait_s=10)
+            remove_homes(_HOMES, wait_s=10, stop=True)
     results.machine["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results.save()
     print(f"\nwritten {results.out}")
