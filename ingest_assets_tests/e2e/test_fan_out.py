@@ -167,6 +167,9 @@ def test_ctrl_c_of_ingest_run_with_url_stops_the_runs_it_submitted(stack: Stack)
     known = {r["runId"] for r in stack.runs()}
     command = [sys.executable, "-m", "ingest_assets.cli", "run", str(folder)]
     command += ["--name", "stopped", "--url", str(stack.client.base_url)]
+    # More runs than the queue starts at once: some are still queued when the signal comes
+    # (the plan's 3 runs of these one-line notes can all end before the stop reaches them).
+    command += ["--ranges", str(4 * fanout.RUNS_AT_ONCE)]
     process = subprocess.Popen(
         command, env=stack.env, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
