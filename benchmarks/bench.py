@@ -302,8 +302,8 @@ def dagster_paths(
 def busy(path: dict) -> str:
     """How the server's time went between the first and last text: busy, or waiting for
     the runs (the part the path loses to its own overheads rather than to its start); and the
-    CPU the path took from the machine (near all of it: the runs wait on the CPU, not on
-    Dagster)."""
+    CPU the path took from the machine, whose share of the cores says whether the runs could
+    have gone faster on these cores."""
     span = path["embedding_span_s"]
     cores = psutil.cpu_count() or 1
     share = path["machine_cpu_s"] / (cores * path["seconds"])
