@@ -219,7 +219,7 @@ def sensor_path(stack: DevStack, server: FakeEmbeddingServer, folder: Path) -> d
     """`ingest source add` → the sources sensor's tick → its runs → indexed. Timed from the
     tick that saw the source (the tick interval is a setting, not ingestion time)."""
     server.reset_stats()
-    database = PathLoad(Path(stack.env["INGEST_HOME"]))
+    load = PathLoad(Path(stack.env["INGEST_HOME"]))
     stack.cli("source", "add", SOURCE, str(folder))
     tick = wait_for(
         "a sources_sensor tick with runs",
@@ -227,7 +227,7 @@ def sensor_path(stack: DevStack, server: FakeEmbeddingServer, folder: Path) -> d
         timeout=120,
     )
     runs = stack.wait_runs_ended()
-    return _throughput(server, tick["timestamp"], runs) | database.since_start()
+    return _throughput(server, tick["timestamp"], runs) | load.since_start()
 
 
 def deployment_run_path(
@@ -254,7 +254,7 @@ def backfill_path(stack: DevStack, server: FakeEmbeddingServer) -> dict[str, Any
     alone, as the UI selects it): timed from the backfill's creation (as the UI's launch
     button makes it; the CLI's own start-up, ~2 s, is reported apart)."""
     server.reset_stats()
-    database = PathLoad(Path(stack.env["INGEST_HOME"]))
+    load = PathLoad(Path(stack.env["INGEST_HOME"]))
     called = time.time()
     backfill_id = stack.cli(
         "backfill", SOURCE, "--all", "--stage", "embeddings", "--url", stack.url
@@ -267,7 +267,7 @@ def backfill_path(stack: DevStack, server: FakeEmbeddingServer) -> dict[str, Any
 
     backfill = wait_for("the backfill to complete", done, timeout=PATH_TIMEOUT_S, interval=1.0)
     runs = stack.wait_runs_ended(("dagster/backfill", backfill_id))
-    figures = _throughput(server, backfill["timestamp"], runs) | database.since_start()
+    figures = _throughput(server, backfill["timestamp"], runs) | load.since_start()
     figures["cli_start_s"] = backfill["timestamp"] - called
     return figures
 

@@ -84,20 +84,12 @@ def test_the_plan_counts_a_source_from_its_own_listing(tmp_path: Path):
     (folder / ".hidden").mkdir()
     (folder / ".hidden" / "x.md").touch()
     source = open_source(SourceRecord("docs", "folder", str(folder)))
-    assert (
-        fanout.count_documents(source, fanout.LARGE_SOURCE_DOCUMENTS)
-        == fanout.LARGE_SOURCE_DOCUMENTS - 1
-    )
+    limit = fanout.LARGE_SOURCE_DOCUMENTS
+    assert fanout.count_documents(source, limit) == limit - 1
     (folder / "one-more.txt").touch()
-    assert (
-        fanout.count_documents(source, fanout.LARGE_SOURCE_DOCUMENTS)
-        == fanout.LARGE_SOURCE_DOCUMENTS
-    )
+    assert fanout.count_documents(source, limit) == limit
     (folder / "and-another.txt").touch()
-    assert (
-        fanout.count_documents(source, fanout.LARGE_SOURCE_DOCUMENTS)
-        == fanout.LARGE_SOURCE_DOCUMENTS
-    )  # stops there
+    assert fanout.count_documents(source, limit) == limit  # stops there
 
 
 @pytest.mark.parametrize(
