@@ -110,25 +110,77 @@ def names_an_identifier(text: str) -> bool:
     return bool(_IDENTIFIER.search(text)) or len(text.split()) <= 2
 
 
+# Each distance is computed once, in the scan of the vector table: the joins then carry a hash
+# and a distance, not 1.5 KB vectors (OFFSET 0 keeps the subquery from being merged into them).
+_EVERY_VECTOR = "(SELECT text_hash, embedding <=> %(q)s AS distance FROM {} OFFSET 0) v "
+_LIVE_HITS = (
+    "JOIN chunks c ON c.text_hash = v.text_hash JOIN documents d ON d.id = c.document_id "
+    "WHERE d.deleted_at IS NULL AND d.quarantined_at IS NULL "
+    "AND (%(source)s::text IS NULL OR d.source = %(source)s) "
+    "ORDER BY v.distance, d.doc_id, c.ordinal LIMIT %(k)s"
+)
+_HIT_COLUMNS = "SELECT 1 - v.distance, d.source, d.doc_id, d.uri, c.ordinal, c.context, c.text"
+_NEAREST_VECTORS = (
+    "WITH v AS MATERIALIZED (SELECT text_hash, embedding <=> %(q)s AS distance FROM {} "
+    "ORDER BY 2 LIMIT %(n)s), edge AS (SELECT max(distance) AS distance, count(*) AS n FROM v) "
+)
+# The live chunks of each of the nearest vectors: its chunks by hash, then their documents by
+# id. Each LATERAL ... OFFSET 0 is looked up once per row before it, in that order, whatever
+# the statistics say: those a bulk load leaves made the planner start from the documents
+# (0.9 s instead of 0.07 s at 164,000 chunks).
+_NEAREST_HITS = (
+    _HIT_COLUMNS + ", v.distance, edge.distance, edge.n FROM edge CROSS JOIN v "
+    "CROSS JOIN LATERAL (SELECT document_id, ordinal, context, text FROM chunks "
+    "WHERE text_hash = v.text_hash OFFSET 0) c "
+    "CROSS JOIN LATERAL (SELECT source, doc_id, uri FROM documents WHERE id = c.document_id "
+    "AND deleted_at IS NULL AND quarantined_at IS NULL "
+    "AND (%(source)s::text IS NULL OR source = %(source)s) OFFSET 0) d "
+    "ORDER BY v.distance, d.doc_id, c.ordinal LIMIT %(k)s"
+)
+
+
 def vector_search(
     conn: psycopg.Connection, table: str, query: np.ndarray, k: int, source: str | None = None
 ) -> list[Hit]:
-    rows = conn.execute(
-        sql.SQL(
-            "SELECT 1 - (v.embedding <=> %(q)s) AS score, d.source, d.doc_id, d.uri, "
-            "c.ordinal, c.context, c.text "
-            "FROM {} v JOIN chunks c ON c.text_hash = v.text_hash "
-            "JOIN documents d ON d.id = c.document_id "
-            "WHERE d.deleted_at IS NULL AND d.quarantined_at IS NULL "
-            "AND (%(source)s::text IS NULL OR d.source = %(source)s) "
-            "ORDER BY v.embedding <=> %(q)s, d.doc_id, c.ordinal LIMIT %(k)s"
-        ).format(sql.Identifier(table)),
-        {"q": query.astype(np.float32), "source": source, "k": k},
-    )
+    """The k live chunks nearest to `query` by cosine distance, exactly (there is no
+    approximate index). Most queries are answered from the nearest vectors alone; the rest
+    (a source filter, vectors whose texts no longer have a live chunk) by every vector."""
+    found = nearest_first(conn, table, query, k, source)
+    if found is None:
+        found = over_every_vector(conn, table, query, k, source)
     return [
         Hit(float(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], vector_rank=rank)
-        for rank, r in enumerate(rows, start=1)
+        for rank, r in enumerate(found, start=1)
     ]
+
+
+def over_every_vector(
+    conn: psycopg.Connection, table: str, query: np.ndarray, k: int, source: str | None = None
+) -> list[tuple]:
+    """`vector_search`'s rows from every vector joined to the live chunks."""
+    params = {"q": query.astype(np.float32), "source": source, "k": k}
+    query_text = sql.SQL(_HIT_COLUMNS + " FROM " + _EVERY_VECTOR + _LIVE_HITS)
+    return conn.execute(query_text.format(sql.Identifier(table)), params).fetchall()
+
+
+def nearest_first(
+    conn: psycopg.Connection, table: str, query: np.ndarray, k: int, source: str | None = None
+) -> list[tuple] | None:
+    """`vector_search`'s rows from the live chunks of the nearest 2k + 50 vectors, or None when
+    those do not prove the answer: a chunk of a farther vector could still belong in it unless
+    the k-th row is strictly nearer than the farthest of them (or they are every vector).
+    One scan of the vector table and a few index lookups: 66 ms against 530 ms for the join
+    of every chunk at 164,000 chunks."""
+    nearest = 2 * k + 50
+    params = {"q": query.astype(np.float32), "source": source, "k": k, "n": nearest}
+    query_text = sql.SQL(_NEAREST_VECTORS + _NEAREST_HITS)
+    rows = conn.execute(query_text.format(sql.Identifier(table)), params).fetchall()
+    if not rows:
+        return None
+    last, farthest, vectors = rows[-1][7], rows[-1][8], rows[-1][9]
+    if vectors < nearest or (len(rows) == k and last < farthest):
+        return rows
+    return None
 
 
 def text_search(
