@@ -261,6 +261,18 @@ def test_a_file_saved_in_a_watched_folder_wakes_the_notify_sensor(
     assert evaluate(settings, instance, "notify_sensor", woken.cursor).run_requests == []
 
 
+def test_a_file_saved_before_the_notify_sensor_first_looks_is_found_at_its_first_tick(
+    watching, ingest, settings, instance, tmp_path
+):
+    docs = folder(tmp_path / "docs", {f"d{i}.txt": f"text {i}" for i in range(4)})
+    ingest(docs)
+    (docs / "early.md").write_text("# Early\n\nsaved before anything watched")
+
+    first = evaluate(settings, instance, "notify_sensor")  # starts watching, and compares
+    assert requested_shards(first) == {shard_of("early.md", settings.shards)}
+    assert first.run_requests[0].tags["ingest/trigger"] == "notify"
+
+
 def test_a_folder_woken_during_a_run_is_compared_once_the_run_ends(
     watching, ingest, settings, instance, tmp_path
 ):

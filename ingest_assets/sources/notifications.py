@@ -4,10 +4,10 @@
 A sensor evaluation is short-lived, but the code location's process is not: the connection or
 watcher of each source stays open there and counts what arrives until the next tick drains it.
 So a NOTIFY or a file saved is seen at the notify sensor's next tick (seconds), and nothing
-between ticks is lost while the signal lives. A lost connection or a watcher that stopped is
-reopened and counts as a wake-up, since signals may have been missed; the change sensor's
-polling stays the fallback for everything else (a process restart, a channel nobody notifies,
-a folder on a network mount that sends no events).
+between ticks is lost while the signal lives. Opening a connection or a watcher, the first
+time or after it was lost, counts as a wake-up, since signals may have been missed; the change
+sensor's polling stays the fallback for everything else (a channel nobody notifies, a folder
+on a network mount that sends no events).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ _lock = threading.Lock()
 
 def drain(record: SourceRecord, channel: str) -> int:
     """How many notifications arrived on the source's channel since the last call. The first
-    call starts listening and returns 0; a reconnect returns 1."""
+    call starts listening and a reconnect listens again; both return 1, as a NOTIFY may have
+    come while nobody listened."""
     source = open_source(record)
     assert isinstance(source, TableSource)
     key = (source.dsn(), channel)
@@ -40,13 +41,10 @@ def drain(record: SourceRecord, channel: str) -> int:
                 return sum(1 for _ in held[1].notifies(timeout=0))
             except psycopg.Error:
                 held[1].close()
-                woken = 1
-        else:
-            woken = 0 if held is None else 1
-            if held is not None:
-                held[1].close()
+        elif held is not None:
+            held[1].close()
         _listeners[record.name] = (key, _listen(key[0], channel))
-        return woken
+        return 1
 
 
 class _FolderWatcher:
@@ -94,8 +92,10 @@ _watchers: dict[str, _FolderWatcher] = {}
 
 def drain_folder(record: SourceRecord) -> int:
     """How many filesystem events arrived under the source's folder since the last call. The
-    first call starts watching and returns 0; a watcher that stopped is restarted and returns
-    1. A folder that does not exist is a SourceReadError."""
+    first call starts watching and a watcher that stopped is restarted; both return 1, as a
+    file may have been saved while nothing watched (a file saved between the source's first
+    ingestion and the notify sensor's first look waited for the change sensor's poll). A
+    folder that does not exist is a SourceReadError."""
     if not Path(record.location).is_dir():
         raise SourceReadError(f"{record.location}: not a directory")
     with _lock:
@@ -105,7 +105,7 @@ def drain_folder(record: SourceRecord) -> int:
         if held is not None:
             held.stop()
         _watchers[record.name] = _FolderWatcher(record.location)
-        return 0 if held is None else 1
+        return 1
 
 
 def stop_all() -> None:
