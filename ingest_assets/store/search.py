@@ -113,11 +113,15 @@ def names_an_identifier(text: str) -> bool:
 # Each distance is computed once, in the scan of the vector table: the joins then carry a hash
 # and a distance, not 1.5 KB vectors (OFFSET 0 keeps the subquery from being merged into them).
 _EVERY_VECTOR = "(SELECT text_hash, embedding <=> %(q)s AS distance FROM {} OFFSET 0) v "
+# What every mode keeps: chunks of live, unquarantined documents of the source asked for, if any.
+_IN_SCOPE = (
+    "d.deleted_at IS NULL AND d.quarantined_at IS NULL "
+    "AND (%(source)s::text IS NULL OR d.source = %(source)s) "
+)
+_BY_DISTANCE = "ORDER BY v.distance, d.doc_id, c.ordinal LIMIT %(k)s"
 _LIVE_HITS = (
     "JOIN chunks c ON c.text_hash = v.text_hash JOIN documents d ON d.id = c.document_id "
-    "WHERE d.deleted_at IS NULL AND d.quarantined_at IS NULL "
-    "AND (%(source)s::text IS NULL OR d.source = %(source)s) "
-    "ORDER BY v.distance, d.doc_id, c.ordinal LIMIT %(k)s"
+    "WHERE " + _IN_SCOPE + _BY_DISTANCE
 )
 _HIT_COLUMNS = "SELECT 1 - v.distance, d.source, d.doc_id, d.uri, c.ordinal, c.context, c.text"
 _NEAREST_VECTORS = (
@@ -132,10 +136,8 @@ _NEAREST_HITS = (
     _HIT_COLUMNS + ", v.distance, edge.distance, edge.n FROM edge CROSS JOIN v "
     "CROSS JOIN LATERAL (SELECT document_id, ordinal, context, text FROM chunks "
     "WHERE text_hash = v.text_hash OFFSET 0) c "
-    "CROSS JOIN LATERAL (SELECT source, doc_id, uri FROM documents WHERE id = c.document_id "
-    "AND deleted_at IS NULL AND quarantined_at IS NULL "
-    "AND (%(source)s::text IS NULL OR source = %(source)s) OFFSET 0) d "
-    "ORDER BY v.distance, d.doc_id, c.ordinal LIMIT %(k)s"
+    "CROSS JOIN LATERAL (SELECT d.source, d.doc_id, d.uri FROM documents d "
+    "WHERE d.id = c.document_id AND " + _IN_SCOPE + "OFFSET 0) d " + _BY_DISTANCE
 )
 
 
@@ -235,10 +237,9 @@ def _ranked_by_words(
         "SELECT " + rank + "(c.tsv, q.rank_by) AS score, d.source, d.doc_id, d.uri, "
         "c.ordinal, c.context, c.text "
         "FROM q JOIN chunks c ON c.ts_config = q.cfg AND c.tsv @@ q.match "
-        "JOIN documents d ON d.id = c.document_id "
-        "WHERE d.deleted_at IS NULL AND d.quarantined_at IS NULL "
-        "AND (%(source)s::text IS NULL OR d.source = %(source)s) "
-        "ORDER BY score DESC, d.source, d.doc_id, c.ordinal LIMIT %(k)s",
+        "JOIN documents d ON d.id = c.document_id WHERE "
+        + _IN_SCOPE
+        + "ORDER BY score DESC, d.source, d.doc_id, c.ordinal LIMIT %(k)s",
         {**params, "configs": _configs(conn, source), "source": source, "k": k},
     )
     return [
