@@ -15,7 +15,6 @@ nearest vectors answered, and the load average.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 
 from benchmarks.corpus import generate_corpus
+from benchmarks.search_latency import load
 from ingest_assets.database import embedded_server_url
 from ingest_assets.store.search import nearest_first, over_every_vector, vector_search
 from ingest_assets.store.vectors import vector_table_name
@@ -36,10 +36,6 @@ from ingest_assets.testing.environment import isolated_environment
 
 SOURCE = "corpus"
 MODEL = "hashing-384"
-
-
-def load() -> str:
-    return "load " + " ".join(f"{n:.2f}" for n in os.getloadavg())
 
 
 def indexed_home(work: Path, documents: int) -> tuple[Path, str]:
@@ -133,12 +129,15 @@ def main() -> None:
         chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]  # type: ignore[index]
         print(f"{chunks} chunks in {home} [{load()}]")
         tables = ["documents", "chunks", table]
-        for stats in ("none (as a bulk load leaves them until autovacuum runs)", "after ANALYZE"):
+        for analyzed in (False, True):
             for name in tables:
-                if stats == "after ANALYZE":
+                if analyzed:
                     conn.execute(sql.SQL("ANALYZE {}").format(sql.Identifier(name)))
                 else:
                     clear_statistics(conn, schema[0], name)
+            stats = (
+                "after ANALYZE" if analyzed else "none (as a bulk load leaves them until ANALYZE)"
+            )
             print(f"table statistics {stats}:")
             for k in (10, 50):
                 for source in (None, SOURCE):
